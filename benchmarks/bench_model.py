@@ -1,0 +1,102 @@
+"""Model benchmark: parameter counts, pretraining forward+backward pairs/s and peak memory on this machine.
+
+    python benchmarks/bench_model.py [--presets small base] [--batch-size 8] [--steps 5]
+
+Prints a table and writes benchmarks/results/bench_model.json. Synthetic inputs (random ECGs and token ids):
+this measures the model's compute only; preprocessing and data loading have their own benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from cgdmer_hf import CGDMERConfig, CGDMERForPreTraining
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def bench(preset: str, batch: int, steps: int, text_len: int, device: str) -> dict:
+    torch.manual_seed(0)
+    config = CGDMERConfig.from_preset(preset)
+    model = CGDMERForPreTraining(config).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ecg = torch.randn(batch, 12, config.ecg_config.num_samples, device=device)
+    ids = torch.randint(5, config.text_config.vocab_size, (batch, text_len), device=device)
+    labels = torch.where(torch.rand(ids.shape, device=device) < 0.15, ids, torch.full_like(ids, -100))
+    inputs = dict(ecg_values=ecg, input_ids=ids, mlm_input_ids=ids.masked_fill(labels != -100, 4), mlm_labels=labels)
+    rss_before = peak_rss_mib()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        model(**inputs).loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    ecg_cfg = config.ecg_config
+    tokens = ecg_cfg.num_leads * ecg_cfg.num_patches
+    return {
+        "preset": preset,
+        "params_total_M": round(count(model) / 1e6, 2),
+        "params_ecg_encoder_M": round(count(model.cgdmer.ecg_model) / 1e6, 2),
+        "params_text_encoder_M": round(count(model.cgdmer.text_model) / 1e6, 2),
+        "batch": batch,
+        "ecg_tokens": tokens,
+        "visible_ecg_tokens": tokens - round(ecg_cfg.mask_ratio * tokens),
+        "text_tokens": text_len,
+        "pairs_per_s": round(batch * steps / elapsed, 2),
+        "s_per_step": round(elapsed / steps, 3),
+        "peak_memory_MiB": round(torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else peak_rss_mib(), 1),
+        "peak_rss_before_MiB": round(rss_before, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=["small", "base"])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--text-length", type=int, default=48)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    rows = [bench(p, args.batch_size, args.steps, args.text_length, args.device) for p in args.presets]
+    machine = (torch.cuda.get_device_name() if args.device == "cuda"
+               else f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    cols = ["preset", "params_total_M", "params_ecg_encoder_M", "params_text_encoder_M", "batch", "ecg_tokens",
+            "visible_ecg_tokens", "text_tokens", "pairs_per_s", "s_per_step", "peak_memory_MiB"]
+    print(f"\nForward+backward+AdamW pretraining steps, fp32, {machine}\n")
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for row in rows:
+        print("| " + " | ".join(str(row[c]) for c in cols) + " |")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "bench_model.json"
+    out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "rows": rows}, indent=2))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Subcommands of the `cgdmer` CLI (see `cgdmer_hf.cli`)."""
