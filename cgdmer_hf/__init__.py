@@ -11,6 +11,10 @@ from .modeling_cgdmer import (
     CGDMERModel,
     CGDMERPreTrainedModel,
 )
+from .feature_extraction_cgdmer import CGDMERFeatureExtractor
+from .processing_cgdmer import CGDMERProcessor
+from .pipeline_cgdmer import ECGFeatureExtractionPipeline, ZeroShotECGClassificationPipeline
+from .prompts import load_prompt_set
 from .registration import register
 
 register()
@@ -25,4 +29,9 @@ __all__ = [
     "CGDMERForPreTraining",
     "CGDMERForECGClassification",
     "CGDMERPreTrainedModel",
+    "CGDMERFeatureExtractor",
+    "CGDMERProcessor",
+    "ZeroShotECGClassificationPipeline",
+    "ECGFeatureExtractionPipeline",
+    "load_prompt_set",
 ]

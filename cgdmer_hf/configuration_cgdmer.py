@@ -288,6 +288,25 @@ class CGDMERConfig(PretrainedConfig):
         if shared_hidden_size % self.shared_num_attention_heads:
             raise ValueError("shared_hidden_size must be divisible by shared_num_attention_heads")
 
+    @property
+    def custom_pipelines(self) -> dict[str, Any]:
+        """The pipelines saved with the model (`config.json` keeps them for `trust_remote_code=True` loads).
+
+        Where the tasks are registered locally (`import cgdmer_hf` registers `zero-shot-ecg-classification`),
+        this reads as empty, so `pipeline(task, model=folder)` uses the installed pipeline and runs no remote code.
+        """
+        stored = self.__dict__.get("custom_pipelines", {})
+        if stored:
+            from transformers.pipelines import PIPELINE_REGISTRY
+
+            if all(task in PIPELINE_REGISTRY.get_supported_tasks() for task in stored):
+                return {}
+        return stored
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value: dict[str, Any]) -> None:
+        self.__dict__["custom_pipelines"] = value
+
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "CGDMERConfig":
         """Build a preset config (`tiny`, `small`, `base`); `overrides` update top-level fields and, given as

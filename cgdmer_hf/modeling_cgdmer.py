@@ -362,8 +362,16 @@ class CGDMERPreTrainedModel(PreTrainedModel):
         """`PreTrainedModel.from_pretrained`, but a checkpoint with missing, unexpected or mismatched weights
         raises a `ValueError` (never a silently half-random model). `strict=False` restores the warning-only
         behaviour of transformers."""
+        from safetensors import SafetensorError
+
         want_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        kwargs.setdefault("use_safetensors", True)
+        try:
+            model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        except SafetensorError as err:
+            source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+            raise OSError(f"Could not read the weights file model.safetensors of {source}: {err} (truncated or "
+                          "corrupt; delete it and download or save it again)") from err
         if strict:
             problems = {
                 "missing": [k for k in info.get("missing_keys", ())

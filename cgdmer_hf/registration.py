@@ -30,4 +30,20 @@ def register() -> None:
     CGDMERForPreTraining.register_for_auto_class("AutoModelForPreTraining")
     CGDMERForECGClassification.register_for_auto_class("AutoModelForSequenceClassification")
     # --- feature extractor / processor / pipeline registration (issue 3 and 6 add theirs here) ---
+    from transformers import AutoFeatureExtractor, AutoProcessor
+
+    from .feature_extraction_cgdmer import CGDMERFeatureExtractor
+    from .processing_cgdmer import CGDMERProcessor
+
+    AutoFeatureExtractor.register(CGDMERConfig, CGDMERFeatureExtractor, exist_ok=True)
+    AutoProcessor.register(CGDMERConfig, CGDMERProcessor, exist_ok=True)
+    CGDMERFeatureExtractor.register_for_auto_class()
+    CGDMERProcessor.register_for_auto_class()
+
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    from .pipeline_cgdmer import ZeroShotECGClassificationPipeline
+
+    PIPELINE_REGISTRY.register_pipeline("zero-shot-ecg-classification",
+                                        pipeline_class=ZeroShotECGClassificationPipeline, pt_model=AutoModel)
     _done = True

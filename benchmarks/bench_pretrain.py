@@ -1,0 +1,188 @@
+"""Pretraining throughput: ECG-report pairs per second, peak memory and (on a GPU) model FLOPs utilisation.
+
+Runs the real training path (`CGDMERPretrainer`: collator with tokenization, model, AdamW, scheduler) on the
+bundled PTB-XL sample (30 training records, repeated to fill the batches) for `--warmup` + `--steps` optimizer
+steps and times the last `--steps`.
+
+    python benchmarks/bench_pretrain.py                          # CPU: small, float32
+    python benchmarks/bench_pretrain.py --presets small base     # GPU: bf16 by default, MFU against the bf16 peak
+
+On a shared CPU, other processes' threads can slow OpenMP down many times over (the 1-minute load average is
+saved with the result); `--threads 1 2` measures both settings.
+
+Peak memory: on a GPU `torch.cuda.max_memory_allocated` over the timed steps; on the CPU the process's peak resident
+set size (`ru_maxrss`, everything the Python process holds). FLOPs per pair are counted once with
+`torch.utils.flop_counter.FlopCounterMode` over a forward and backward pass of a batch; MFU = achieved FLOP/s
+over the device's dense bf16 peak (known for H100/H200/A100; otherwise not reported). Prints a table and writes
+`benchmarks/results/bench_pretrain.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets.
+BF16_PEAK = {"H200": 989.4e12, "H100 SXM": 989.4e12, "H100 80GB HBM3": 989.4e12, "H100 PCIe": 756.0e12,
+             "H100 NVL": 835.0e12, "H100": 989.4e12, "A100": 312.0e12}
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_pretrain.json"
+
+
+def device_peak(name: str) -> float | None:
+    for key, value in BF16_PEAK.items():  # most specific names first
+        if key in name:
+            return value
+    return None
+
+
+def build(preset: str, batch_size: int, steps: int, bf16: bool, use_cpu: bool, output_dir: str, num_workers: int):
+    from datasets import concatenate_datasets
+
+    from cgdmer_hf import CGDMERConfig, CGDMERForPreTraining
+    from cgdmer_hf.data import load_ptbxl
+    from cgdmer_hf.reports import load_default_tokenizer
+    from cgdmer_hf.samples import sample_data_dir
+    from cgdmer_hf.training import (
+        CGDMERPretrainer,
+        CGDMERPretrainingCollator,
+        configure_for_tokenizer,
+        prepare_pretraining_dataset,
+        pretraining_arguments,
+    )
+
+    tokenizer = load_default_tokenizer()
+    config = configure_for_tokenizer(CGDMERConfig.from_preset(preset), tokenizer)
+    train = prepare_pretraining_dataset(load_ptbxl(sample_data_dir(), split="train"))
+    repeats = -(-batch_size * steps // len(train)) + 1
+    train = concatenate_datasets([train] * repeats).with_format("torch")
+    args = pretraining_arguments(output_dir, max_steps=steps, per_device_train_batch_size=batch_size, bf16=bf16,
+                                 use_cpu=use_cpu, save_strategy="no", logging_steps=10**9, disable_tqdm=True,
+                                 dataloader_drop_last=True, dataloader_num_workers=num_workers)
+    collator = CGDMERPretrainingCollator(tokenizer, config=config, mask_reports=False,
+                                         pad_to_multiple_of=8 if bf16 else None)
+    model = CGDMERForPreTraining(config)
+    return CGDMERPretrainer(model=model, args=args, train_dataset=train, data_collator=collator), collator, train
+
+
+def flops_per_pair(trainer, collator, dataset, batch_size: int) -> float:
+    """FLOPs of one forward + backward pass per ECG-report pair, counted on one batch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = collator.mask_reports(collator([dataset[i] for i in range(batch_size)]))
+    model = trainer.model.to(trainer.args.device).train()
+    batch = {k: v.to(trainer.args.device) for k, v in batch.items()}
+    dtype = torch.bfloat16 if trainer.args.bf16 else None
+    with FlopCounterMode(display=False) as counter:
+        with torch.autocast(trainer.args.device.type, dtype=dtype, enabled=dtype is not None):
+            loss = model(**batch).loss
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch_size
+
+
+class Timer:
+    def __init__(self, warmup: int, cuda: bool):
+        self.warmup, self.cuda, self.times = warmup, cuda, []
+
+    def __call__(self, step: int) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+        if step == self.warmup and self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        self.times.append(time.perf_counter())
+
+
+def run(preset: str, batch_size: int, steps: int, warmup: int, bf16: bool, use_cpu: bool, out_dir: str,
+        num_workers: int = 0) -> dict:
+    from transformers import TrainerCallback
+
+    cuda = torch.cuda.is_available() and not use_cpu
+    trainer, collator, train = build(preset, batch_size, warmup + steps, bf16, use_cpu, out_dir, num_workers)
+    flops = flops_per_pair(trainer, collator, train, batch_size)
+    timer = Timer(warmup, cuda)
+
+    class _Step(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= warmup:
+                timer(state.global_step)
+
+    trainer.add_callback(_Step())
+    trainer.train()
+    elapsed = timer.times[-1] - timer.times[0]
+    pairs_per_s = batch_size * steps / elapsed
+    row = {
+        "preset": preset, "batch_size": batch_size, "precision": "bf16" if bf16 else "fp32",
+        "timed_steps": steps, "warmup_steps": warmup, "dataloader_workers": num_workers,
+        "pairs_per_s": round(pairs_per_s, 2),
+        "parameters_M": round(sum(p.numel() for p in trainer.model.parameters()) / 1e6, 2),
+        "gflop_per_pair": round(flops / 1e9, 3), "achieved_tflop_s": round(flops * pairs_per_s / 1e12, 4),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+    if cuda:
+        name = torch.cuda.get_device_name()
+        peak = device_peak(name)
+        row.update(device=name, peak_memory_MiB=round(torch.cuda.max_memory_allocated() / 2**20, 1),
+                   mfu=round(flops * pairs_per_s / peak, 4) if peak and bf16 else None)
+    else:
+        row.update(device=f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+                   peak_memory_MiB=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                   peak_memory_kind="process peak RSS (over this and earlier rows)", mfu=None)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", nargs="+", default=None, help="default: small on CPU, small and base on GPU")
+    parser.add_argument("--batch-size", type=int, default=None, help="per step (default 16 on CPU, 128 on GPU)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10 on CPU, 50 on GPU)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    parser.add_argument("--cpu", action="store_true", help="benchmark the CPU even when a GPU is present")
+    parser.add_argument("--threads", type=int, nargs="+", default=[None],
+                        help="CPU thread counts, one row each (default: torch's default)")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 on the GPU")
+    parser.add_argument("--num-workers", type=int, default=None,
+                        help="data loader workers (default 4 on GPU, where one process cannot feed it, 0 on CPU)")
+    parser.add_argument("--output", default=str(RESULTS))
+    args = parser.parse_args()
+
+    import tempfile
+
+    import cgdmer_hf  # noqa: F401  (registration)
+
+
+    cuda = torch.cuda.is_available() and not args.cpu
+    presets = args.presets or (["small", "base"] if cuda else ["small"])
+    batch_size = args.batch_size or (128 if cuda else 16)
+    steps = args.steps or (50 if cuda else 10)
+    load_before = os.getloadavg()[0]
+    rows = []
+    for preset, threads in ((p, t) for p in presets for t in args.threads):
+        if threads:
+            torch.set_num_threads(threads)
+        with tempfile.TemporaryDirectory() as tmp:
+            rows.append(run(preset, batch_size, steps, args.warmup, bf16=cuda and not args.fp32, use_cpu=not cuda,
+                            out_dir=tmp, num_workers=args.num_workers if args.num_workers is not None else
+                            (4 if cuda else 0)))
+        row = rows[-1]
+        print(f"{row['preset']:>6} | batch {row['batch_size']:>4} | {row['precision']} | {row['pairs_per_s']:>9.2f} "
+              f"pairs/s | peak {row['peak_memory_MiB']:>9.1f} MiB | {row['gflop_per_pair']:.3f} GFLOP/pair | "
+              f"{row['achieved_tflop_s']:.4f} TFLOP/s | MFU {row['mfu'] if row['mfu'] is not None else 'n/a'} | "
+              f"{row['device']}")
+    # Other processes on the machine slow a CPU run down: the load average is recorded with the result.
+    result = {"benchmark": "pretrain", "torch": torch.__version__, "cpu_count": os.cpu_count(),
+              "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+              "rows": rows}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2))
+    print(f"Wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""PTB-XL mini benchmark: pretrain every row of `configs/ptbxl_mini.json` on PTB-XL folds 1-8 (ECG + cleaned
+report, duplicates dropped), choose checkpoints on fold 9, test on fold 10; zero-shot on CPSC2018.
+
+    python benchmarks/ptbxl_mini.py [--data ../shared/data] [--rows cgdmer random_init ...] [--max-steps 600]
+                                    [--ship cgdmer-base]
+
+Per row: zero-shot macro ROC-AUC on PTB-XL super/sub/form/rhythm (classes present in fold 10) and on the 150
+CPSC2018 records, linear probe at 1/10/100 % of the training labels (seeds 0-2, weight decay chosen on fold 9),
+fine-tuning at 100 % (best fold-9 epoch); 95 % bootstrap CIs over test records. Results accumulate in
+`benchmarks/results/ptbxl_mini.json` (a row already there is skipped unless --force), and the table in
+`benchmarks/results/ptbxl_mini.md`. `--ship DIR` exports the best full CG-DMER row (by fold-9 linear-probe AUC
+at 100 %) as a complete fp16 model folder with its model card. Skips with a message when the data is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "benchmarks" / "configs" / "ptbxl_mini.json"
+RESULTS = REPO / "benchmarks" / "results"
+ZERO_SHOT_SETS = ("super", "sub", "form", "rhythm")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    p.add_argument("--rows", nargs="+", default=None, help="rows of the config to run (default: all)")
+    p.add_argument("--max-steps", type=int, default=600)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--eval-steps", type=int, default=150)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--finetune-epochs", type=float, default=3.0)
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--work-dir", type=Path, default=REPO / "benchmarks" / "runs" / "ptbxl_mini")
+    p.add_argument("--results-dir", type=Path, default=RESULTS)
+    p.add_argument("--cache-dir", type=Path, default=None)
+    p.add_argument("--force", action="store_true", help="re-run rows that already have results")
+    p.add_argument("--ship", type=Path, default=None, help="export the best full CG-DMER row to this folder")
+    return p.parse_args()
+
+
+def load_data(root: Path, cache_dir: Any) -> dict[str, Any]:
+    """PTB-XL super splits, the zero-shot test folds of every label set, and CPSC2018 (all 150 as test)."""
+    from datasets import DatasetDict
+
+    from cgdmer_hf.data import load_cinc, load_ptbxl
+
+    data = {"super": DatasetDict({split: load_ptbxl(root, label_set="super", split=split, cache_dir=cache_dir)
+                                  for split in ("train", "validation", "test")})}
+    for label_set in ZERO_SHOT_SETS[1:]:
+        data[label_set] = DatasetDict({"test": load_ptbxl(root, label_set=label_set, split="test",
+                                                          cache_dir=cache_dir)})
+    cpsc = load_cinc(root / "cpsc2018-cinc2020", label_set="cpsc2018", cache_dir=cache_dir)
+    data["cpsc2018"] = DatasetDict({"test": cpsc})
+    return data
+
+
+def row_config(preset: str, overrides: dict[str, Any]):
+    from cgdmer_hf import CGDMERConfig
+
+    return CGDMERConfig.from_preset(preset, **json.loads(json.dumps(overrides)))
+
+
+def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, Any], args) -> tuple[Path, dict]:
+    """Pretrain one row (or save a random model); returns its model folder and training facts."""
+    import torch
+
+    from cgdmer_hf import CGDMERForPreTraining, CGDMERProcessor
+    from cgdmer_hf.feature_extraction_cgdmer import CGDMERFeatureExtractor
+    from cgdmer_hf.hub import save_model_dir
+    from cgdmer_hf.reports import load_default_tokenizer
+    from cgdmer_hf.training import configure_for_tokenizer, pretrain
+
+    out = args.work_dir / name
+    if out.exists():
+        shutil.rmtree(out)
+    config = row_config(preset, spec.get("overrides", {}))
+    start = time.perf_counter()
+    if not spec.get("pretrain", True):
+        tokenizer = load_default_tokenizer()
+        configure_for_tokenizer(config, tokenizer)
+        torch.manual_seed(0)
+        model = CGDMERForPreTraining(config)
+        processor = CGDMERProcessor(CGDMERFeatureExtractor(), tokenizer)
+        save_model_dir(out, model, processor)
+        return out, {"pretrained": False, "steps": 0, "seconds": 0.0}
+    trainer = pretrain(
+        data["super"]["train"], out, eval_dataset=data["super"]["validation"], config=config, tokenizer="default",
+        training_args=dict(
+            max_steps=args.max_steps, per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
+            eval_strategy="steps", eval_steps=args.eval_steps, save_steps=args.eval_steps, save_total_limit=2,
+            load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+            logging_steps=25, seed=0, data_seed=0, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
+        ),
+    )
+    seconds = time.perf_counter() - start
+    history = trainer.state.log_history
+    return out, {
+        "pretrained": True, "steps": trainer.state.global_step, "seconds": round(seconds, 1),
+        "best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric,
+        "first_logged": next((h for h in history if "loss" in h), None),
+        "last_logged": next((h for h in reversed(history) if "loss" in h), None),
+    }
+
+
+def evaluate_row(model_dir: Path, data: dict[str, Any], args) -> list[dict[str, Any]]:
+    from cgdmer_hf.evaluation import EvaluationSettings, FinetuneSettings, evaluate_model
+
+    rows: list[dict[str, Any]] = []
+
+    def run(dataset_name: str, label_set: str, **settings: Any) -> None:
+        result = evaluate_model(str(model_dir), data[dataset_name], settings=EvaluationSettings(
+            random_baseline=False, bootstrap=args.bootstrap, plots=False, **settings))
+        for row in result["results"]:
+            row.pop("per_class", None) if row["task"] != "zero-shot" else None
+            rows.append({"dataset": dataset_name, "label_set": label_set,
+                         "test_records": result["splits"].get("test"), **row})
+
+    run("super", "super", tasks=("zero-shot", "linear-probe"), fractions=(0.01, 0.1, 1.0), seeds=tuple(args.seeds))
+    run("super", "super", tasks=("finetune",), fractions=(1.0,), seeds=(0,),
+        finetune=FinetuneSettings(epochs=args.finetune_epochs, learning_rate=3e-4))
+    for label_set in ZERO_SHOT_SETS[1:]:
+        run(label_set, label_set, tasks=("zero-shot",))
+    run("cpsc2018", "cpsc2018", tasks=("zero-shot",))
+    return rows
+
+
+def summary_cell(rows: list[dict[str, Any]], **match: Any) -> str:
+    """Mean AUC over seeds (with the seed-0 bootstrap CI) of the rows matching `match`."""
+    import numpy as np
+
+    found = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+    if not found:
+        return "–"
+    aucs = [r["roc_auc"] for r in found]
+    text = f"{np.mean(aucs):.3f}"
+    if len(aucs) > 1:
+        text += f" ± {np.std(aucs):.3f}"
+    ci = found[0].get("ci95")
+    if ci:
+        text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    return text
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"PTB-XL mini benchmark ({results['machine']}; preset `{results['preset']}`, {results['max_steps']} steps, "
+        f"batch {results['batch_size']}). Macro ROC-AUC on PTB-XL fold 10 "
+        f"({results['test_records'].get('super', '?')} records) and CPSC2018 "
+        f"({results['test_records'].get('cpsc2018', '?')} records); linear probe: mean ± std over seeds "
+        f"{results['seeds']}, [95 % bootstrap CI of seed {results['seeds'][0]}].",
+        "",
+        "| row | pretrain (s) | zero-shot super | zero-shot sub | zero-shot form | zero-shot rhythm | "
+        "zero-shot CPSC2018 | probe 1 % | probe 10 % | probe 100 % | fine-tune 100 % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in results["rows"].items():
+        r = row["evaluation"]
+        cells = [name, str(row["training"]["seconds"])]
+        cells += [summary_cell(r, task="zero-shot", dataset=d) for d in (*ZERO_SHOT_SETS, "cpsc2018")]
+        cells += [summary_cell(r, task="linear-probe", fraction=f) for f in (0.01, 0.1, 1.0)]
+        cells.append(summary_cell(r, task="finetune", fraction=1.0))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Rows:"] + [f"- `{n}`: {row['description']}" for n, row in results["rows"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def ship(results: dict[str, Any], target: Path) -> None:
+    """Export the full CG-DMER row as a complete fp16 model folder with a model card."""
+    import torch
+
+    from cgdmer_hf import CGDMERForPreTraining, CGDMERProcessor
+    from cgdmer_hf.hub import make_model_card, save_model_dir
+
+    source = Path(results["rows"]["cgdmer"]["model_dir"])
+    model = CGDMERForPreTraining.from_pretrained(source).to(torch.float16)
+    processor = CGDMERProcessor.from_pretrained(source)
+    if target.exists():
+        shutil.rmtree(target)
+    save_model_dir(target, model, processor)
+    config_path = target / "config.json"
+    config = json.loads(config_path.read_text())
+    config["dtype"] = "float32"  # fp16 on disk, loaded as fp32 (CPU inference)
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    card_results = target / "eval_results.json"
+    card_results.write_text(json.dumps({"results": [
+        {"task": f"{r['task']}" + (f" {r['fraction'] * 100:g}%" if r.get("fraction") else ""),
+         "dataset": "CPSC2018" if r["dataset"] == "cpsc2018" else f"PTB-XL {r['label_set']}",
+         "metric": "roc_auc", "value": round(r["roc_auc"], 4), "split": "test"}
+        for r in results["rows"]["cgdmer"]["evaluation"] if r.get("seed", 0) == 0]}, indent=2))
+    make_model_card(target, card_results, repo_id="cgdmer-base").save(target / "README.md")
+    print(f"shipped {target} ({sum(f.stat().st_size for f in target.iterdir()) / 2**20:.1f} MiB)")
+
+
+def main() -> int:
+    args = parse_args()
+    if not (args.data / "ptbxl_index.csv").exists():
+        print(f"SKIP: PTB-XL data not found at {args.data} (pass --data); nothing was run.")
+        return 0
+    import torch
+
+    spec = json.loads(CONFIGS.read_text())
+    names = args.rows or list(spec["rows"])
+    unknown = [n for n in names if n not in spec["rows"]]
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; choose from {list(spec['rows'])}")
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    out_json = args.results_dir / "ptbxl_mini.json"
+    results = json.loads(out_json.read_text()) if out_json.exists() else {"rows": {}}
+    machine = (torch.cuda.get_device_name() if torch.cuda.is_available()
+               else f"CPU ({os.cpu_count()} cores, {platform.machine()}), torch {torch.__version__}")
+    results.update(preset=spec["preset"], max_steps=args.max_steps, batch_size=args.batch_size,
+                   learning_rate=args.learning_rate, seeds=args.seeds, machine=machine,
+                   command="python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]))
+    data = load_data(args.data, args.cache_dir)
+    results["test_records"] = {"super": len(data["super"]["test"]), "cpsc2018": len(data["cpsc2018"]["test"])}
+    results["train_records"] = len(data["super"]["train"])
+    results["validation_records"] = len(data["super"]["validation"])
+    for name in names:
+        if name in results["rows"] and not args.force:
+            print(f"row {name}: results exist, skipped (--force to re-run)")
+            continue
+        row_spec = spec["rows"][name]
+        print(f"\n=== row {name}: {row_spec['description']}", flush=True)
+        model_dir, training = pretrain_row(name, row_spec, spec["preset"], data, args)
+        start = time.perf_counter()
+        evaluation = evaluate_row(model_dir, data, args)
+        results["rows"][name] = {"description": row_spec["description"], "overrides": row_spec.get("overrides", {}),
+                                 "model_dir": str(model_dir), "training": training, "evaluation": evaluation,
+                                 "evaluation_seconds": round(time.perf_counter() - start, 1)}
+        out_json.write_text(json.dumps(results, indent=2, default=str))
+        (args.results_dir / "ptbxl_mini.md").write_text(markdown(results))
+        print(markdown(results))
+    if args.ship:
+        ship(results, args.ship)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

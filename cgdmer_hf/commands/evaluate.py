@@ -1,0 +1,105 @@
+"""`cgdmer evaluate MODEL_DIR --data DATA --output OUT_DIR`: zero-shot, linear-probe and fine-tuning macro ROC-AUC
+(MERL benchmark protocol) with a random-initialised baseline; writes results.json, results.md and ROC PNGs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = ("Evaluate a CG-DMER model: zero-shot, linear probe (1/10/100 % labels) and fine-tuning macro ROC-AUC on a "
+        "labelled data set, against a randomly initialised encoder.")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def _tasks(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_dir", help="saved model folder (weights, config, tokenizer, feature extractor)")
+    parser.add_argument("--data", required=True,
+                        help="prepared dataset (save_to_disk folder of `cgdmer prepare`) or a PTB-XL / CinC folder; "
+                             "split by fold: 1-8 train, 9 validation, 10 test")
+    parser.add_argument("--output", "-o", required=True, help="folder for results.json, results.md and roc/*.png")
+    parser.add_argument("--tasks", type=_tasks, default=("zero-shot", "linear-probe"),
+                        help="comma-separated: zero-shot, linear-probe, finetune (default zero-shot,linear-probe)")
+    parser.add_argument("--fractions", type=_floats, default=(0.01, 0.1, 1.0),
+                        help="label fractions of the training split (default 0.01,0.1,1.0)")
+    parser.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="seeds of the label subsets (default 0,1,2)")
+    parser.add_argument("--label-set", default=None,
+                        help="label set for a raw data folder (PTB-XL: super|sub|form|rhythm; CinC: cpsc2018)")
+    parser.add_argument("--prompts", default=None,
+                        help="zero-shot prompt set: a shipped name (ptbxl_super, ptbxl_sub, ptbxl_form, ptbxl_rhythm, "
+                             "cpsc2018) or a JSON file {label: [descriptions]} (default: the label set's)")
+    parser.add_argument("--tune-prompts", action="store_true",
+                        help="choose per class the prompt ensemble or one description by validation AUC")
+    parser.add_argument("--no-random-baseline", action="store_true",
+                        help="skip the randomly initialised encoder baseline")
+    parser.add_argument("--bootstrap", type=int, default=1000,
+                        help="bootstrap resamples of the test records for 95 %% CIs (0 = none; default 1000)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size for feature extraction")
+    parser.add_argument("--finetune-epochs", type=float, default=10.0, help="fine-tuning epochs (default 10)")
+    parser.add_argument("--finetune-lr", type=float, default=1e-4, help="fine-tuning learning rate (default 1e-4)")
+    parser.add_argument("--finetune-batch-size", type=int, default=32, help="fine-tuning batch size (default 32)")
+    parser.add_argument("--no-plots", action="store_true", help="do not write ROC-curve PNGs")
+    parser.add_argument("--cache-dir", default=None, help="datasets cache folder for a raw data folder")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUTPUT folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from ..evaluation import EvaluationSettings, FinetuneSettings, evaluate_model
+
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--output {out} is a file, not a folder")
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise FileExistsError(f"{out} is not empty; pass --overwrite to write into it")
+    if not (Path(args.model_dir) / "config.json").is_file():
+        raise FileNotFoundError(f"Model folder not found: {args.model_dir} (no config.json)")
+    if not Path(args.data).exists():
+        raise FileNotFoundError(f"Data folder not found: {args.data}")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    if args.batch_size < 1 or args.finetune_batch_size < 1:
+        raise ValueError("batch sizes must be positive")
+    settings = EvaluationSettings(
+        tasks=args.tasks, fractions=args.fractions, seeds=args.seeds, random_baseline=not args.no_random_baseline,
+        prompts=args.prompts, tune_prompts=args.tune_prompts, batch_size=args.batch_size, bootstrap=args.bootstrap,
+        finetune=FinetuneSettings(epochs=args.finetune_epochs, learning_rate=args.finetune_lr,
+                                  batch_size=args.finetune_batch_size),
+        plots=not args.no_plots,
+    )
+    if "zero-shot" in settings.tasks and args.label_set and not args.prompts:
+        from ..prompts import prompt_set_for_label_set
+
+        prompt_set_for_label_set(args.label_set)  # fail before reading the data
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("cgdmer_hf.evaluation").setLevel(logging.INFO)
+    results = evaluate_model(args.model_dir, args.data, output_dir=out, settings=settings, label_set=args.label_set,
+                             cache_dir=args.cache_dir)  # fmt: skip
+    print((out / "results.md").read_text(encoding="utf-8"))
+    print(f"Wrote {out / 'results.json'}, {out / 'results.md'}"
+          + ("" if args.no_plots else f" and ROC curves in {out / 'roc'}") + f" ({results['seconds']} s).")
+    return 0

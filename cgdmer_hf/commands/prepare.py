@@ -1,0 +1,87 @@
+"""`cgdmer prepare DATA_DIR --output OUT_DIR`: read a data set in its official layout and save the prepared
+`datasets.Dataset` (`save_to_disk`) with a summary (records, skipped, label counts, report coverage)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "Prepare a PTB-XL, MIMIC-IV-ECG or PhysioNet/CinC folder as a datasets folder (save_to_disk) with a summary."
+SUMMARY_FILE = "prepare_summary.json"
+_SAVED_FILES = ("state.json", "dataset_info.json", SUMMARY_FILE)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data_dir", help="data set folder in its official layout")
+    parser.add_argument("--output", "-o", required=True, help="folder for the prepared dataset (save_to_disk)")
+    parser.add_argument("--layout", choices=("ptbxl", "mimic", "cinc"), default=None,
+                        help="layout of DATA_DIR (default: detected from its files)")
+    parser.add_argument("--label-set", default=None,
+                        help="ptbxl: super|sub|form|rhythm|diagnostic|all (default super); "
+                             "cinc: cpsc2018|chapman|cinc2021 (default cpsc2018)")
+    parser.add_argument("--sampling-rate", type=int, default=100, choices=(100, 500),
+                        help="PTB-XL files to read: records100 or records500 (default 100)")
+    parser.add_argument("--split", default="all", choices=("train", "validation", "test", "all"),
+                        help="folds to keep: train 1-8, validation 9, test 10 (default all)")
+    parser.add_argument("--num-proc", type=int, default=None, help="worker processes")
+    parser.add_argument("--on-error", default="skip", choices=("skip", "raise"),
+                        help="a faulty record is skipped and listed in the summary, or stops the run")
+    parser.add_argument("--feature-extractor", default=None, metavar="DIR",
+                        help="folder with a saved CGDMERFeatureExtractor (e.g. a model folder); default settings "
+                             "otherwise")
+    parser.add_argument("--cache-dir", default=None, help="datasets cache folder (reused by a second run)")
+    parser.add_argument("--max-records", type=int, default=None, help="mimic/cinc: read only the first records")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUTPUT folder")
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if (out / SUMMARY_FILE).exists() and (out / "state.json").exists():
+        for name in _SAVED_FILES:
+            (out / name).unlink(missing_ok=True)
+        for shard in out.glob("data-*.arrow"):
+            shard.unlink()
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out} is not empty and holds no prepared dataset; pass --overwrite to write into it.")
+
+
+def _loader_kwargs(args: argparse.Namespace, layout: str) -> dict:
+    kwargs = {"num_proc": args.num_proc, "cache_dir": args.cache_dir, "on_error": args.on_error,
+              "return_summary": True}  # fmt: skip
+    if args.feature_extractor:
+        from ..feature_extraction_cgdmer import CGDMERFeatureExtractor
+
+        kwargs["feature_extractor"] = CGDMERFeatureExtractor.from_pretrained(args.feature_extractor)
+    split = None if args.split == "all" else args.split
+    if layout == "ptbxl":
+        kwargs.update(sampling_rate=args.sampling_rate, split=split, label_set=args.label_set or "super")
+    elif layout == "cinc":
+        kwargs.update(split=split, label_set=args.label_set or "cpsc2018", max_records=args.max_records)
+    else:
+        if split is not None or args.label_set:
+            raise ValueError("MIMIC-IV-ECG has no folds and no label set: drop --split and --label-set.")
+        kwargs.update(streaming=False, max_records=args.max_records)
+    return kwargs
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import LOADERS, detect_layout
+
+    data_dir, out = Path(args.data_dir), Path(args.output)
+    layout = args.layout or detect_layout(data_dir)
+    kwargs = _loader_kwargs(args, layout)
+    if out.resolve() == data_dir.resolve() or data_dir.resolve() in out.resolve().parents:
+        raise ValueError(f"--output {out} must not be inside the data folder {data_dir}.")
+    _check_output(out, args.overwrite)
+    dataset, summary = LOADERS[layout](data_dir, **kwargs)
+    dataset.save_to_disk(str(out))
+    report = summary.to_dict()
+    report.update(data_dir=str(data_dir), output=str(out), split=args.split,
+                  columns=list(dataset.column_names), num_rows=len(dataset))  # fmt: skip
+    (out / SUMMARY_FILE).write_text(json.dumps(report, indent=2))
+    print(summary.format_table())
+    print(f"\nSaved {len(dataset)} records to {out} (load with datasets.load_from_disk); summary in {SUMMARY_FILE}.")
+    return 0

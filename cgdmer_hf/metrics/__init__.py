@@ -1,0 +1,1 @@
+"""Local `evaluate` metric modules shipped with the package (load with `evaluate.load(path)`)."""
