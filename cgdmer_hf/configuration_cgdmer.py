@@ -242,6 +242,9 @@ class CGDMERConfig(PretrainedConfig):
 
     model_type = "cgdmer"
     sub_configs = {"ecg_config": CGDMEREcgConfig, "text_config": CGDMERTextConfig}
+    # Outputs the Trainer must not gather in evaluation (features and per-token tensors, not predictions).
+    keys_to_ignore_at_inference = ["ecg_representation", "ecg_reconstruction", "ecg_mask", "mlm_logits",
+                                   "ecg_embeds", "text_embeds", "logit_scale", "logit_bias"]
 
     def __init__(
         self,

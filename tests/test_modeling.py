@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -341,3 +342,20 @@ def test_fresh_process_without_package_loads_with_trust_remote_code(tmp_path, ec
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "OK CGDMERModel" in result.stdout
+
+
+def test_trainer_predictions_are_the_classifier_logits(tmp_path, ecg):
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    from cgdmer_hf.evaluation import ecg_collate
+
+    model = CGDMERForECGClassification(tiny(num_labels=5)).eval()
+    rows = Dataset.from_dict({"ecg_values": ecg.numpy().tolist(), "lead_mask": [[1] * 12] * B,
+                              "labels": [[1.0, 0, 0, 0, 1]] * B})
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=2, report_to=[],
+                             remove_unused_columns=False, label_names=["labels"], use_cpu=True)
+    prediction = Trainer(model=model, args=args, data_collator=ecg_collate).predict(rows)
+    assert isinstance(prediction.predictions, np.ndarray) and prediction.predictions.shape == (B, 5)
+    np.testing.assert_allclose(prediction.predictions, model(ecg).logits.detach().numpy(), atol=1e-5)
+    assert prediction.metrics["test_loss"] > 0
