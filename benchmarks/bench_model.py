@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import time
@@ -28,6 +29,19 @@ def peak_rss_mib() -> float:
 
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+@torch.no_grad()
+def inference_rate(model: torch.nn.Module, config, device: str, batch: int = 64, repeats: int = 3) -> float:
+    """ECGs/s of `get_ecg_features` (all 12 leads x 10 s, no masking: what the pipeline and probes run)."""
+    ecg = torch.randn(batch, 12, config.ecg_config.num_samples, device=device)
+    model.get_ecg_features(ecg)  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        model.get_ecg_features(ecg)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return batch * repeats / (time.perf_counter() - start)
 
 
 def bench(preset: str, batch: int, steps: int, text_len: int, device: str) -> dict:
@@ -57,6 +71,7 @@ def bench(preset: str, batch: int, steps: int, text_len: int, device: str) -> di
     if device == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
+    infer_per_s = inference_rate(model.cgdmer.eval(), config, device)
     ecg_cfg = config.ecg_config
     tokens = ecg_cfg.num_leads * ecg_cfg.num_patches
     return {
@@ -70,6 +85,7 @@ def bench(preset: str, batch: int, steps: int, text_len: int, device: str) -> di
         "text_tokens": text_len,
         "pairs_per_s": round(batch * steps / elapsed, 2),
         "s_per_step": round(elapsed / steps, 3),
+        "inference_ecgs_per_s": round(infer_per_s, 1),
         "peak_memory_MiB": round(torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else peak_rss_mib(), 1),
         "peak_rss_before_MiB": round(rss_before, 1),
     }
@@ -83,18 +99,21 @@ def main() -> None:
     parser.add_argument("--text-length", type=int, default=48)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     rows = [bench(p, args.batch_size, args.steps, args.text_length, args.device) for p in args.presets]
+    load = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     machine = (torch.cuda.get_device_name() if args.device == "cuda"
                else f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     cols = ["preset", "params_total_M", "params_ecg_encoder_M", "params_text_encoder_M", "batch", "ecg_tokens",
-            "visible_ecg_tokens", "text_tokens", "pairs_per_s", "s_per_step", "peak_memory_MiB"]
-    print(f"\nForward+backward+AdamW pretraining steps, fp32, {machine}\n")
+            "visible_ecg_tokens", "text_tokens", "pairs_per_s", "s_per_step", "inference_ecgs_per_s",
+            "peak_memory_MiB"]
+    print(f"\nForward+backward+AdamW pretraining steps, fp32, {machine}, 1-min load average {load}\n")
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for row in rows:
         print("| " + " | ".join(str(row[c]) for c in cols) + " |")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "bench_model.json"
-    out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "rows": rows}, indent=2))
+    out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "load_average_1min": load, "rows": rows}, indent=2))
     print(f"\nwrote {out}")
 
 

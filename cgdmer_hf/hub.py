@@ -280,7 +280,9 @@ def _eval_results(rows: list[dict[str, Any]]) -> list[EvalResult]:
         EvalResult(
             task_type=r["task_type"], task_name=r["task"], dataset_type=r["dataset_type"], dataset_name=r["dataset"],
             dataset_config=r["dataset_config"], dataset_split=r["split"], metric_type=r["metric"],
-            metric_name="macro ROC-AUC" if r["metric"] == "roc_auc" else r["metric"], metric_value=r["value"],
+            # The Hub groups results by task type and dataset, so the metric name carries the task.
+            metric_name=f"{r['task']} macro ROC-AUC" if r["metric"] == "roc_auc" else f"{r['task']} {r['metric']}",
+            metric_value=r["value"],
         )
         for r in rows
     ]

@@ -1,0 +1,324 @@
+"""CG-DMER configuration: a composite config with ECG and text sub-configs (SigLIP style)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from transformers import PretrainedConfig
+
+STANDARD_LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+
+
+class CGDMEREcgConfig(PretrainedConfig):
+    r"""Configuration of the ECG tower: tokenisation, backbone, masking and the masked-ECG decoder.
+
+    Args:
+        sampling_rate (`int`, defaults to 100): sampling rate (Hz) the model expects.
+        duration (`float`, defaults to 10.0): seconds of signal per ECG; `sampling_rate * duration` samples.
+        patch_size (`int`, defaults to 25): samples per patch (0.25 s at 100 Hz).
+        lead_names (`list[str]`): lead order of `ecg_values` (standard 12-lead order by default).
+        token_mode (`str`, defaults to `"lead_patch"`): `"lead_patch"` makes one token per lead and patch
+            (attention across leads and time); `"all_leads"` makes one lead-agnostic token per time patch
+            from all leads together (MERL-like, an ablation).
+        hidden_size, num_hidden_layers, num_attention_heads, intermediate_size: backbone transformer size.
+        hidden_act, layer_norm_eps, hidden_dropout_prob, attention_dropout: backbone details.
+        decoder_hidden_size, decoder_num_hidden_layers, decoder_num_attention_heads, decoder_intermediate_size:
+            the light masked-ECG decoder used in pretraining only.
+        masking_strategy (`str`, defaults to `"spatial_temporal"`): `"spatial_temporal"` masks whole leads, whole
+            time spans across all leads and random patches; `"random"` masks random patches only (an ablation).
+        mask_ratio (`float`, defaults to 0.75): fraction of all tokens masked in pretraining.
+        lead_mask_ratio (`float`, defaults to 0.25): fraction of leads masked whole (spatial masking).
+        time_mask_ratio (`float`, defaults to 0.25): fraction of time patches masked across all leads.
+        time_mask_span (`int`, defaults to 2): length in patches of each masked time span.
+        norm_pix_loss (`bool`, defaults to `True`): reconstruct per-patch normalised targets.
+    """
+
+    model_type = "cgdmer_ecg_model"
+    base_config_key = "ecg_config"
+
+    def __init__(
+        self,
+        sampling_rate: int = 100,
+        duration: float = 10.0,
+        patch_size: int = 25,
+        lead_names: Optional[list[str]] = None,
+        token_mode: str = "lead_patch",
+        hidden_size: int = 768,
+        num_hidden_layers: int = 12,
+        num_attention_heads: int = 12,
+        intermediate_size: int = 3072,
+        hidden_act: str = "gelu",
+        layer_norm_eps: float = 1e-6,
+        hidden_dropout_prob: float = 0.0,
+        attention_dropout: float = 0.0,
+        decoder_hidden_size: int = 256,
+        decoder_num_hidden_layers: int = 4,
+        decoder_num_attention_heads: int = 8,
+        decoder_intermediate_size: int = 1024,
+        masking_strategy: str = "spatial_temporal",
+        mask_ratio: float = 0.75,
+        lead_mask_ratio: float = 0.25,
+        time_mask_ratio: float = 0.25,
+        time_mask_span: int = 2,
+        norm_pix_loss: bool = True,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.sampling_rate = sampling_rate
+        self.duration = duration
+        self.patch_size = patch_size
+        self.lead_names = list(lead_names) if lead_names is not None else list(STANDARD_LEADS)
+        self.token_mode = token_mode
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.layer_norm_eps = layer_norm_eps
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_dropout = attention_dropout
+        self.decoder_hidden_size = decoder_hidden_size
+        self.decoder_num_hidden_layers = decoder_num_hidden_layers
+        self.decoder_num_attention_heads = decoder_num_attention_heads
+        self.decoder_intermediate_size = decoder_intermediate_size
+        self.masking_strategy = masking_strategy
+        self.mask_ratio = mask_ratio
+        self.lead_mask_ratio = lead_mask_ratio
+        self.time_mask_ratio = time_mask_ratio
+        self.time_mask_span = time_mask_span
+        self.norm_pix_loss = norm_pix_loss
+        self._validate()
+
+    @property
+    def num_leads(self) -> int:
+        return len(self.lead_names)
+
+    @property
+    def num_samples(self) -> int:
+        """Samples per lead the model takes: `sampling_rate * duration`."""
+        return int(round(self.sampling_rate * self.duration))
+
+    @property
+    def num_patches(self) -> int:
+        """Time patches per lead."""
+        return self.num_samples // self.patch_size
+
+    def _validate(self) -> None:
+        if self.token_mode not in ("lead_patch", "all_leads"):
+            raise ValueError(f"token_mode must be 'lead_patch' or 'all_leads', got {self.token_mode!r}")
+        if self.masking_strategy not in ("spatial_temporal", "random"):
+            raise ValueError(
+                f"masking_strategy must be 'spatial_temporal' or 'random', got {self.masking_strategy!r}"
+            )
+        if self.num_samples % self.patch_size:
+            raise ValueError(
+                f"sampling_rate * duration = {self.num_samples} samples is not a multiple of "
+                f"patch_size = {self.patch_size}"
+            )
+        if self.hidden_size % self.num_attention_heads or self.decoder_hidden_size % self.decoder_num_attention_heads:
+            raise ValueError("hidden sizes must be divisible by their numbers of attention heads")
+        for name in ("mask_ratio", "lead_mask_ratio", "time_mask_ratio"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if self.masking_strategy == "spatial_temporal" and self.token_mode == "lead_patch":
+            leads = round(self.lead_mask_ratio * self.num_leads)
+            spans = round(self.time_mask_ratio * self.num_patches / self.time_mask_span)
+            forced = leads * self.num_patches + spans * self.time_mask_span * (self.num_leads - leads)
+            total = round(self.mask_ratio * self.num_leads * self.num_patches)
+            if forced > total:
+                raise ValueError(
+                    f"lead_mask_ratio={self.lead_mask_ratio} and time_mask_ratio={self.time_mask_ratio} mask "
+                    f"{forced} tokens, more than mask_ratio={self.mask_ratio} allows ({total})"
+                )
+
+
+class CGDMERTextConfig(PretrainedConfig):
+    r"""Configuration of the report (text) tower: a BERT-style encoder and its masked-report head.
+
+    Args:
+        vocab_size (`int`): size of the report tokenizer's vocabulary.
+        hidden_size, num_hidden_layers, num_attention_heads, intermediate_size: encoder size.
+        max_position_embeddings (`int`, defaults to 128): longest report in tokens.
+        hidden_act, layer_norm_eps, hidden_dropout_prob, attention_dropout: encoder details.
+        pad_token_id, mask_token_id: special token ids of the tokenizer.
+        mlm_probability (`float`, defaults to 0.15): fraction of report tokens masked in pretraining.
+    """
+
+    model_type = "cgdmer_text_model"
+    base_config_key = "text_config"
+
+    def __init__(
+        self,
+        vocab_size: int = 8192,
+        hidden_size: int = 768,
+        num_hidden_layers: int = 6,
+        num_attention_heads: int = 12,
+        intermediate_size: int = 3072,
+        max_position_embeddings: int = 128,
+        hidden_act: str = "gelu",
+        layer_norm_eps: float = 1e-6,
+        hidden_dropout_prob: float = 0.0,
+        attention_dropout: float = 0.0,
+        pad_token_id: int = 0,
+        mask_token_id: int = 4,
+        mlm_probability: float = 0.15,
+        **kwargs: Any,
+    ):
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.max_position_embeddings = max_position_embeddings
+        self.hidden_act = hidden_act
+        self.layer_norm_eps = layer_norm_eps
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_dropout = attention_dropout
+        self.mask_token_id = mask_token_id
+        self.mlm_probability = mlm_probability
+        if hidden_size % num_attention_heads:
+            raise ValueError("text hidden_size must be divisible by num_attention_heads")
+
+
+# Size presets. `tiny` is for tests, `small` trains on 2 CPU cores, `base` is paper scale (GPU).
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "ecg_config": dict(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+            decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+            decoder_intermediate_size=64,
+        ),
+        "text_config": dict(
+            vocab_size=2048, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+            max_position_embeddings=64,
+        ),
+        "shared_hidden_size": 32, "shared_num_hidden_layers": 1, "specific_num_hidden_layers": 1,
+        "projection_dim": 16,
+    },
+    "small": {
+        "ecg_config": dict(
+            hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
+            decoder_hidden_size=64, decoder_num_hidden_layers=2, decoder_num_attention_heads=4,
+            decoder_intermediate_size=256,
+        ),
+        "text_config": dict(
+            vocab_size=4096, hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512,
+            max_position_embeddings=128,
+        ),
+        "shared_hidden_size": 128, "shared_num_hidden_layers": 1, "specific_num_hidden_layers": 1,
+        "projection_dim": 128,
+    },
+    "base": {},
+}
+
+
+class CGDMERConfig(PretrainedConfig):
+    r"""Configuration of a CG-DMER model (ECG tower, report tower, shared and specific encoders, losses).
+
+    `CGDMERConfig()` is the paper-scale `base` preset; `CGDMERConfig.from_preset("tiny" | "small" | "base")`
+    gives the others.
+
+    Args:
+        ecg_config (`dict` or `CGDMEREcgConfig`): the ECG tower.
+        text_config (`dict` or `CGDMERTextConfig`): the report tower.
+        shared_hidden_size (`int`, defaults to 768): width of the shared and specific encoders.
+        shared_num_hidden_layers (`int`, defaults to 2): layers of the modality-shared encoder (one set of
+            weights for both modalities, told apart by a modality embedding).
+        specific_num_hidden_layers (`int`, defaults to 2): layers of each modality-specific encoder.
+        shared_num_attention_heads (`int`, defaults to 12): heads in the shared and specific encoders.
+        disentangle (`bool`, defaults to `True`): build the modality-specific branch and the orthogonality
+            loss; `False` is the "no disentanglement" ablation (the shared branch alone).
+        projection_dim (`int`, defaults to 256): size of the pooled, projected embeddings.
+        logit_scale_init_value (`float`, defaults to log 10): initial log temperature of the sigmoid loss.
+        logit_bias_init_value (`float`, defaults to -10): initial bias of the sigmoid loss.
+        ecg_loss_weight, text_loss_weight, alignment_loss_weight, orthogonality_loss_weight (`float`): weights of
+            the masked-ECG MSE, masked-report cross-entropy, SigLIP and orthogonality losses. A weight of 0 skips
+            the gradient through that head (the component is still reported, detached).
+        freeze_backbone (`bool`, defaults to `False`): in `CGDMERForECGClassification`, train the head only
+            (linear probing).
+    """
+
+    model_type = "cgdmer"
+    sub_configs = {"ecg_config": CGDMEREcgConfig, "text_config": CGDMERTextConfig}
+    # Outputs the Trainer must not gather in evaluation (features and per-token tensors, not predictions).
+    keys_to_ignore_at_inference = ["ecg_representation", "ecg_reconstruction", "ecg_mask", "mlm_logits",
+                                   "ecg_embeds", "text_embeds", "logit_scale", "logit_bias"]
+
+    def __init__(
+        self,
+        ecg_config: Optional[dict | CGDMEREcgConfig] = None,
+        text_config: Optional[dict | CGDMERTextConfig] = None,
+        shared_hidden_size: int = 768,
+        shared_num_hidden_layers: int = 2,
+        specific_num_hidden_layers: int = 2,
+        shared_num_attention_heads: Optional[int] = None,
+        disentangle: bool = True,
+        projection_dim: int = 256,
+        logit_scale_init_value: float = 2.302585092994046,
+        logit_bias_init_value: float = -10.0,
+        ecg_loss_weight: float = 1.0,
+        text_loss_weight: float = 1.0,
+        alignment_loss_weight: float = 1.0,
+        orthogonality_loss_weight: float = 0.1,
+        initializer_range: float = 0.02,
+        freeze_backbone: bool = False,
+        **kwargs: Any,
+    ):
+        if isinstance(ecg_config, CGDMEREcgConfig):
+            ecg_config = ecg_config.to_dict()
+        if isinstance(text_config, CGDMERTextConfig):
+            text_config = text_config.to_dict()
+        self.ecg_config = CGDMEREcgConfig(**(ecg_config or {}))
+        self.text_config = CGDMERTextConfig(**(text_config or {}))
+        self.shared_hidden_size = shared_hidden_size
+        self.shared_num_hidden_layers = shared_num_hidden_layers
+        self.specific_num_hidden_layers = specific_num_hidden_layers
+        self.shared_num_attention_heads = shared_num_attention_heads or max(1, shared_hidden_size // 64)
+        self.disentangle = disentangle
+        self.projection_dim = projection_dim
+        self.logit_scale_init_value = logit_scale_init_value
+        self.logit_bias_init_value = logit_bias_init_value
+        self.ecg_loss_weight = ecg_loss_weight
+        self.text_loss_weight = text_loss_weight
+        self.alignment_loss_weight = alignment_loss_weight
+        self.orthogonality_loss_weight = orthogonality_loss_weight
+        self.initializer_range = initializer_range
+        self.freeze_backbone = freeze_backbone
+        kwargs.setdefault("problem_type", "multi_label_classification")
+        super().__init__(**kwargs)
+        if shared_hidden_size % self.shared_num_attention_heads:
+            raise ValueError("shared_hidden_size must be divisible by shared_num_attention_heads")
+
+    @property
+    def custom_pipelines(self) -> dict[str, Any]:
+        """The pipelines saved with the model (`config.json` keeps them for `trust_remote_code=True` loads).
+
+        Where the tasks are registered locally (`import cgdmer_hf` registers `zero-shot-ecg-classification`),
+        this reads as empty, so `pipeline(task, model=folder)` uses the installed pipeline and runs no remote code.
+        """
+        stored = self.__dict__.get("custom_pipelines", {})
+        if stored:
+            from transformers.pipelines import PIPELINE_REGISTRY
+
+            if all(task in PIPELINE_REGISTRY.get_supported_tasks() for task in stored):
+                return {}
+        return stored
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value: dict[str, Any]) -> None:
+        self.__dict__["custom_pipelines"] = value
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "CGDMERConfig":
+        """Build a preset config (`tiny`, `small`, `base`); `overrides` update top-level fields and, given as
+        dicts, the `ecg_config` / `text_config` fields."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        preset = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[name].items()}
+        for key in ("ecg_config", "text_config"):
+            if key in overrides:
+                preset[key] = {**preset.get(key, {}), **overrides.pop(key)}
+        preset.update(overrides)
+        return cls(**preset)

@@ -1,0 +1,828 @@
+"""PyTorch CG-DMER: spatial-temporal masked ECG modeling, masked report modeling and disentangled
+modality-shared / modality-specific representations aligned with a sigmoid (SigLIP) loss."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput
+
+from .configuration_cgdmer import CGDMERConfig, CGDMEREcgConfig, CGDMERTextConfig
+
+ECG_MODALITY, TEXT_MODALITY = 0, 1
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CGDMEROutput(ModelOutput):
+    """Output of [`CGDMERModel`].
+
+    Args:
+        loss: sigmoid contrastive loss, when `return_loss=True` and both modalities are given.
+        logits_per_ecg: `(ecg_batch, text_batch)` scaled and biased cosine similarities; `sigmoid` gives the
+            probability that ECG i matches text j.
+        logits_per_text: the transpose of `logits_per_ecg`.
+        ecg_embeds / text_embeds: normalised shared (aligned) embeddings, `(batch, projection_dim)`.
+        ecg_specific_embeds / text_specific_embeds: normalised modality-specific embeddings (or `None`).
+    """
+
+    loss: Optional[torch.FloatTensor] = None
+    logits_per_ecg: Optional[torch.FloatTensor] = None
+    logits_per_text: Optional[torch.FloatTensor] = None
+    ecg_embeds: Optional[torch.FloatTensor] = None
+    text_embeds: Optional[torch.FloatTensor] = None
+    ecg_specific_embeds: Optional[torch.FloatTensor] = None
+    text_specific_embeds: Optional[torch.FloatTensor] = None
+
+
+@dataclass
+class CGDMERForPreTrainingOutput(ModelOutput):
+    """Output of [`CGDMERForPreTraining`]: the weighted total `loss`, every component loss (unweighted), the
+    sigmoid loss temperature and bias, and the reconstructions."""
+
+    loss: Optional[torch.FloatTensor] = None
+    ecg_loss: Optional[torch.FloatTensor] = None
+    text_loss: Optional[torch.FloatTensor] = None
+    alignment_loss: Optional[torch.FloatTensor] = None
+    orthogonality_loss: Optional[torch.FloatTensor] = None
+    logit_scale: Optional[torch.FloatTensor] = None
+    logit_bias: Optional[torch.FloatTensor] = None
+    ecg_reconstruction: Optional[torch.FloatTensor] = None
+    ecg_mask: Optional[torch.BoolTensor] = None
+    mlm_logits: Optional[torch.FloatTensor] = None
+    ecg_embeds: Optional[torch.FloatTensor] = None
+    text_embeds: Optional[torch.FloatTensor] = None
+
+
+@dataclass
+class CGDMERECGClassifierOutput(ModelOutput):
+    """Output of [`CGDMERForECGClassification`]: BCE `loss` when labels are given, `logits` per class."""
+
+    loss: Optional[torch.FloatTensor] = None
+    logits: Optional[torch.FloatTensor] = None
+    ecg_representation: Optional[torch.FloatTensor] = None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Losses
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """All-gather `tensor` over processes keeping gradients; returns the gathered tensor and this rank's row
+    offset. Without an initialised process group it returns `tensor` and 0."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor, 0
+    from torch.distributed.nn.functional import all_gather
+
+    gathered = all_gather(tensor.contiguous())
+    return torch.cat(gathered, dim=0), dist.get_rank() * tensor.shape[0]
+
+
+def sigmoid_contrastive_loss(
+    ecg_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor, logit_bias: torch.Tensor
+) -> torch.Tensor:
+    """SigLIP loss: `-1/B sum_i sum_j log sigmoid(y_ij (exp(t) cos_ij + b))`, `y = +1` on matched pairs.
+
+    Embeddings must be normalised. Under `torch.distributed`, every process compares its ECGs with the texts
+    of all processes (all-gather with gradients; equal local batch sizes), so the mean over processes equals
+    the loss of the concatenated batch.
+    """
+    all_text, offset = _gather_with_grad(text_embeds)
+    logits = ecg_embeds @ all_text.t() * logit_scale.exp() + logit_bias
+    labels = -torch.ones_like(logits)
+    rows = torch.arange(ecg_embeds.shape[0], device=logits.device)
+    labels[rows, rows + offset] = 1.0
+    return -F.logsigmoid(labels * logits).sum(dim=-1).mean()
+
+
+def orthogonality_loss(shared: torch.Tensor, specific: torch.Tensor) -> torch.Tensor:
+    """Mean squared cosine similarity between the shared and specific embeddings of the same input."""
+    return (F.cosine_similarity(shared, specific, dim=-1) ** 2).mean()
+
+
+def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `hidden` (B, L, D) over positions where `mask` (B, L) is true."""
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Transformer blocks (shared by every encoder and the decoder)
+# --------------------------------------------------------------------------------------------------------------
+
+
+class CGDMERAttention(nn.Module):
+    """Multi-head self-attention with PyTorch SDPA and a key padding mask."""
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.out_proj = nn.Linear(hidden_size, hidden_size)
+        self.dropout = dropout
+
+    def forward(self, hidden: torch.Tensor, key_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        batch, length, width = hidden.shape
+        qkv = self.qkv(hidden).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(
+            qkv[0], qkv[1], qkv[2], attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out_proj(out.transpose(1, 2).reshape(batch, length, width))
+
+
+class CGDMERLayer(GradientCheckpointingLayer):
+    """Pre-norm transformer encoder layer."""
+
+    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, eps: float, dropout: float,
+                 attention_dropout: float):
+        super().__init__()
+        self.layer_norm1 = nn.LayerNorm(hidden_size, eps=eps)
+        self.attention = CGDMERAttention(hidden_size, num_heads, attention_dropout)
+        self.layer_norm2 = nn.LayerNorm(hidden_size, eps=eps)
+        self.fc1 = nn.Linear(hidden_size, intermediate_size)
+        self.act = ACT2FN[act]
+        self.fc2 = nn.Linear(intermediate_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, hidden: torch.Tensor, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        hidden = hidden + self.dropout(self.attention(self.layer_norm1(hidden), key_mask))
+        return hidden + self.dropout(self.fc2(self.act(self.fc1(self.layer_norm2(hidden)))))
+
+
+class CGDMEREncoder(nn.Module):
+    """A stack of [`CGDMERLayer`] followed by a final LayerNorm."""
+
+    def __init__(self, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int, act: str = "gelu",
+                 eps: float = 1e-6, dropout: float = 0.0, attention_dropout: float = 0.0):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            CGDMERLayer(hidden_size, num_heads, intermediate_size, act, eps, dropout, attention_dropout)
+            for _ in range(num_layers)
+        )
+        self.layer_norm = nn.LayerNorm(hidden_size, eps=eps)
+
+    def forward(self, hidden: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+        key_mask = None
+        if valid is not None:
+            # A sample without any valid key would give NaN rows; let it attend everywhere instead.
+            key_mask = valid | ~valid.any(dim=-1, keepdim=True)
+        for layer in self.layers:
+            hidden = layer(hidden, key_mask)
+        return self.layer_norm(hidden)
+
+
+def _encoder_from(config: CGDMEREcgConfig | CGDMERTextConfig, hidden_size: int, num_layers: int, num_heads: int,
+                  intermediate_size: int) -> CGDMEREncoder:
+    return CGDMEREncoder(hidden_size, num_layers, num_heads, intermediate_size, config.hidden_act,
+                         config.layer_norm_eps, config.hidden_dropout_prob, config.attention_dropout)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# ECG tower
+# --------------------------------------------------------------------------------------------------------------
+
+
+class CGDMERGridPositions(nn.Module):
+    """Learned lead and time embeddings of a (groups x patches) token grid; the lead embedding is looked up by
+    lead id (the row of the lead in the standard order), never inferred from the token position."""
+
+    def __init__(self, num_groups: int, num_patches: int, hidden_size: int):
+        super().__init__()
+        self.lead_embedding = nn.Embedding(num_groups, hidden_size)
+        self.time_embedding = nn.Embedding(num_patches, hidden_size)
+
+    def forward(self) -> torch.Tensor:
+        """(groups * patches, hidden) lead + time embedding of every grid position, lead-major."""
+        pos = self.lead_embedding.weight[:, None, :] + self.time_embedding.weight[None, :, :]
+        return pos.reshape(-1, pos.shape[-1])
+
+
+class CGDMEREcgEmbeddings(nn.Module):
+    """Cuts each lead into patches; token = LayerNorm(Linear(patch)) + lead embedding + time embedding.
+
+    With `token_mode="lead_patch"` the tokens form a (leads x patches) grid flattened lead-major, so attention
+    runs across leads and time. With `"all_leads"` one token holds all leads of a time patch (lead-agnostic).
+    """
+
+    def __init__(self, config: CGDMEREcgConfig):
+        super().__init__()
+        self.config = config
+        self.num_groups = config.num_leads if config.token_mode == "lead_patch" else 1
+        self.patch_dim = config.patch_size * (1 if config.token_mode == "lead_patch" else config.num_leads)
+        self.patch_projection = nn.Linear(self.patch_dim, config.hidden_size)
+        self.patch_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.positions = CGDMERGridPositions(self.num_groups, config.num_patches, config.hidden_size)
+
+    def patchify(self, ecg_values: torch.Tensor) -> torch.Tensor:
+        """(B, leads, samples) -> (B, groups * patches, patch_dim)."""
+        batch, leads, _ = ecg_values.shape
+        patches = ecg_values.reshape(batch, leads, self.config.num_patches, self.config.patch_size)
+        if self.num_groups == 1:
+            patches = patches.permute(0, 2, 1, 3).reshape(batch, 1, self.config.num_patches, self.patch_dim)
+        return patches.reshape(batch, -1, self.patch_dim)
+
+    def token_validity(self, lead_mask: torch.Tensor, ecg_attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, groups * patches) bool: the token belongs to a present lead and holds at least one real sample."""
+        batch = lead_mask.shape[0]
+        patch_valid = ecg_attention_mask.reshape(batch, self.config.num_patches, self.config.patch_size).any(-1)
+        lead_valid = lead_mask.bool() if self.num_groups > 1 else lead_mask.bool().any(-1, keepdim=True)
+        return (lead_valid[:, :, None] & patch_valid[:, None, :]).reshape(batch, -1)
+
+    def forward(self, ecg_values: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch_norm(self.patch_projection(self.patchify(ecg_values)))
+        return tokens + self.positions()
+
+
+class CGDMEREcgTransformer(nn.Module):
+    """ECG-specific backbone: embeddings + transformer over the visible tokens."""
+
+    def __init__(self, config: CGDMEREcgConfig):
+        super().__init__()
+        self.embeddings = CGDMEREcgEmbeddings(config)
+        self.encoder = _encoder_from(config, config.hidden_size, config.num_hidden_layers,
+                                     config.num_attention_heads, config.intermediate_size)
+
+    def forward(self, ecg_values: torch.Tensor, valid: torch.Tensor, ids_keep: Optional[torch.Tensor] = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.embeddings(ecg_values)
+        if ids_keep is not None:
+            tokens = torch.gather(tokens, 1, ids_keep[..., None].expand(-1, -1, tokens.shape[-1]))
+            valid = torch.gather(valid, 1, ids_keep)
+        return self.encoder(tokens, valid), valid
+
+
+class CGDMEREcgDecoder(nn.Module):
+    """Light MAE decoder: visible features + mask tokens (with their own lead/time embeddings) -> patches."""
+
+    def __init__(self, config: CGDMERConfig):
+        super().__init__()
+        ecg = config.ecg_config
+        self.embed = nn.Linear(config.shared_hidden_size, ecg.decoder_hidden_size)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, ecg.decoder_hidden_size))
+        groups = ecg.num_leads if ecg.token_mode == "lead_patch" else 1
+        self.positions = CGDMERGridPositions(groups, ecg.num_patches, ecg.decoder_hidden_size)
+        self.encoder = _encoder_from(ecg, ecg.decoder_hidden_size, ecg.decoder_num_hidden_layers,
+                                     ecg.decoder_num_attention_heads, ecg.decoder_intermediate_size)
+        self.prediction = nn.Linear(ecg.decoder_hidden_size, ecg.patch_size * (ecg.num_leads // groups))
+
+    def forward(self, visible: torch.Tensor, ids_keep: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        batch, num_tokens = valid.shape
+        visible = self.embed(visible)
+        full = self.mask_token.to(visible.dtype).expand(batch, num_tokens, -1).clone()
+        full = full.scatter(1, ids_keep[..., None].expand(-1, -1, visible.shape[-1]), visible)
+        full = full + self.positions()
+        return self.prediction(self.encoder(full, valid))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Text tower
+# --------------------------------------------------------------------------------------------------------------
+
+
+class CGDMERTextTransformer(nn.Module):
+    """BERT-style report encoder: token + position embeddings, LayerNorm, pre-norm transformer."""
+
+    def __init__(self, config: CGDMERTextConfig):
+        super().__init__()
+        self.token_embedding = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embedding = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.embedding_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.encoder = _encoder_from(config, config.hidden_size, config.num_hidden_layers,
+                                     config.num_attention_heads, config.intermediate_size)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        hidden = self.token_embedding(input_ids) + self.position_embedding(positions)[None]
+        return self.encoder(self.embedding_norm(hidden), attention_mask.bool())
+
+
+class CGDMERMaskedReportHead(nn.Module):
+    """Masked report token prediction head (BERT's transform + decoder)."""
+
+    def __init__(self, config: CGDMERConfig):
+        super().__init__()
+        width = config.shared_hidden_size
+        self.dense = nn.Linear(width, width)
+        self.act = ACT2FN[config.text_config.hidden_act]
+        self.layer_norm = nn.LayerNorm(width, eps=config.text_config.layer_norm_eps)
+        self.decoder = nn.Linear(width, config.text_config.vocab_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.layer_norm(self.act(self.dense(hidden))))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pretrained model base
+# --------------------------------------------------------------------------------------------------------------
+
+
+class CGDMERPreTrainedModel(PreTrainedModel):
+    """Base class: weight initialisation, strict loading and input checks."""
+
+    config: CGDMERConfig
+    config_class = CGDMERConfig
+    base_model_prefix = "cgdmer"
+    main_input_name = "ecg_values"
+    input_modalities = ("ecg", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["CGDMERLayer"]
+    # Weights a checkpoint of another CG-DMER class may lack, initialised fresh (e.g. a new classifier head).
+    _new_head_patterns: tuple[str, ...] = ()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, CGDMEREcgDecoder):
+            init.normal_(module.mask_token, std=self.config.initializer_range)
+        elif isinstance(module, CGDMERModel) and not module.ecg_only:
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+            init.constant_(module.logit_bias, self.config.logit_bias_init_value)
+
+    @classmethod
+    def from_pretrained(cls, *args, strict: bool = True, **kwargs):
+        """`PreTrainedModel.from_pretrained`, but a checkpoint with missing, unexpected or mismatched weights
+        raises a `ValueError` (never a silently half-random model). `strict=False` restores the warning-only
+        behaviour of transformers."""
+        from safetensors import SafetensorError
+
+        want_info = kwargs.pop("output_loading_info", False)
+        kwargs.setdefault("use_safetensors", True)
+        try:
+            model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        except SafetensorError as err:
+            source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+            raise OSError(f"Could not read the weights file model.safetensors of {source}: {err} (truncated or "
+                          "corrupt; delete it and download or save it again)") from err
+        if strict:
+            problems = {
+                "missing": [k for k in info.get("missing_keys", ())
+                            if not any(re.search(p, k) for p in cls._new_head_patterns)],
+                "unexpected": list(info.get("unexpected_keys", ())),
+                "mismatched": [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", ())],
+            }
+            problems = {kind: sorted(keys) for kind, keys in problems.items() if keys}
+            if problems:
+                details = "; ".join(f"{kind} keys: {keys[:8]}{' ...' if len(keys) > 8 else ''}"
+                                    for kind, keys in problems.items())
+                raise ValueError(
+                    f"The checkpoint does not match {cls.__name__} ({details}). Refusing to return a partly "
+                    "random model; pass strict=False to load anyway."
+                )
+        return (model, info) if want_info else model
+
+    def save_pretrained(self, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`; a model registered for the Auto classes writes an `auto_map` that
+        names every CG-DMER head, so `trust_remote_code=True` loads the folder into any of them."""
+        if self._auto_class is not None:
+            self.config.auto_map = {
+                **(getattr(self.config, "auto_map", None) or {}),
+                "AutoConfig": "configuration_cgdmer.CGDMERConfig",
+                "AutoModel": "modeling_cgdmer.CGDMERModel",
+                "AutoModelForPreTraining": "modeling_cgdmer.CGDMERForPreTraining",
+                "AutoModelForSequenceClassification": "modeling_cgdmer.CGDMERForECGClassification",
+            }
+        return super().save_pretrained(*args, **kwargs)
+
+    # ---- input checks ---------------------------------------------------------------------------------------
+
+    def _prepare_ecg_inputs(self, ecg_values, lead_mask, ecg_attention_mask
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Validate ECG inputs and fill defaults; pads shorter signals (masked as padding)."""
+        cfg = self.config.ecg_config
+        expected = f"(batch, {cfg.num_leads}, {cfg.num_samples})"
+        if not isinstance(ecg_values, torch.Tensor) or not ecg_values.is_floating_point():
+            raise ValueError(f"ecg_values must be a floating point torch.Tensor of shape {expected}")
+        if ecg_values.dim() != 3 or ecg_values.shape[1] != cfg.num_leads:
+            raise ValueError(f"ecg_values must have shape {expected}, got {tuple(ecg_values.shape)}")
+        batch, _, length = ecg_values.shape
+        if length > cfg.num_samples:
+            raise ValueError(
+                f"ecg_values has {length} samples per lead, longer than the configured {cfg.num_samples} "
+                f"({cfg.duration} s at {cfg.sampling_rate} Hz); crop it with the feature extractor"
+            )
+        if not torch.isfinite(ecg_values).all():
+            raise ValueError("ecg_values contains NaN or infinite values")
+        if lead_mask is None:
+            lead_mask = torch.ones(batch, cfg.num_leads, dtype=torch.bool, device=ecg_values.device)
+        elif tuple(lead_mask.shape) != (batch, cfg.num_leads):
+            raise ValueError(f"lead_mask must have shape ({batch}, {cfg.num_leads}), got {tuple(lead_mask.shape)}")
+        lead_mask = lead_mask.bool()
+        if not lead_mask.any(-1).all():
+            raise ValueError("lead_mask marks no lead as present for at least one ECG; at least one lead is needed")
+        if ecg_attention_mask is None:
+            ecg_attention_mask = torch.ones(batch, length, dtype=torch.bool, device=ecg_values.device)
+        elif tuple(ecg_attention_mask.shape) != (batch, length):
+            raise ValueError(f"ecg_attention_mask must have shape ({batch}, {length}), "
+                             f"got {tuple(ecg_attention_mask.shape)}")
+        ecg_attention_mask = ecg_attention_mask.bool()
+        if length < cfg.num_samples:
+            ecg_values = F.pad(ecg_values, (0, cfg.num_samples - length))
+            ecg_attention_mask = F.pad(ecg_attention_mask, (0, cfg.num_samples - length), value=False)
+        # Absent leads carry no information, whatever values they hold.
+        ecg_values = ecg_values * lead_mask[:, :, None].to(ecg_values.dtype)
+        return ecg_values, lead_mask, ecg_attention_mask
+
+    def _prepare_text_inputs(self, input_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
+        max_len = self.config.text_config.max_position_embeddings
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+            raise ValueError("input_ids must be a torch.Tensor of shape (batch, sequence_length)")
+        if input_ids.shape[1] > max_len:
+            raise ValueError(f"input_ids has {input_ids.shape[1]} tokens, more than max_position_embeddings="
+                             f"{max_len}; truncate the reports with the tokenizer")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        elif attention_mask.shape != input_ids.shape:
+            raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}")
+        if input_ids.numel() and int(input_ids.max()) >= self.config.text_config.vocab_size:
+            raise ValueError(f"input_ids holds token id {int(input_ids.max())} >= vocab_size="
+                             f"{self.config.text_config.vocab_size}; does the tokenizer match the model?")
+        return input_ids, attention_mask.bool()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Dual encoder
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Encoded:
+    """Token features of one modality after the shared and specific encoders."""
+
+    shared: torch.Tensor
+    specific: Optional[torch.Tensor]
+    valid: torch.Tensor
+
+    def pooled(self) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        specific = None if self.specific is None else _masked_mean(self.specific, self.valid)
+        return _masked_mean(self.shared, self.valid), specific
+
+    def fused(self) -> torch.Tensor:
+        """Shared + specific token features: what the reconstruction heads read."""
+        return self.shared if self.specific is None else self.shared + self.specific
+
+
+class CGDMERModel(CGDMERPreTrainedModel):
+    """CG-DMER dual encoder: ECG and report backbones, a modality-shared encoder (one set of weights for both,
+    with a modality embedding), a modality-specific encoder per modality, and projections.
+
+    `ecg_only=True` builds the ECG side only (used by [`CGDMERForECGClassification`]).
+    """
+
+    _keys_to_ignore_on_load_unexpected = [r"ecg_decoder\.", r"mlm_head\."]
+
+    def __init__(self, config: CGDMERConfig, ecg_only: bool = False):
+        super().__init__(config)
+        width = config.shared_hidden_size
+        self.ecg_only = ecg_only
+        self.ecg_model = CGDMEREcgTransformer(config.ecg_config)
+        self.ecg_to_shared = nn.Linear(config.ecg_config.hidden_size, width)
+        self.modality_embedding = nn.Embedding(2, width)
+        self.shared_encoder = self._head_encoder(config.shared_num_hidden_layers)
+        self.shared_projection = nn.Linear(width, config.projection_dim, bias=False)
+        if config.disentangle:
+            self.ecg_specific_encoder = self._head_encoder(config.specific_num_hidden_layers)
+            self.ecg_specific_projection = nn.Linear(width, config.projection_dim, bias=False)
+        if not ecg_only:
+            self.text_model = CGDMERTextTransformer(config.text_config)
+            self.text_to_shared = nn.Linear(config.text_config.hidden_size, width)
+            if config.disentangle:
+                self.text_specific_encoder = self._head_encoder(config.specific_num_hidden_layers)
+                self.text_specific_projection = nn.Linear(width, config.projection_dim, bias=False)
+            self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+            self.logit_bias = nn.Parameter(torch.tensor(config.logit_bias_init_value))
+        self.post_init()
+
+    def _head_encoder(self, num_layers: int) -> CGDMEREncoder:
+        c = self.config
+        return _encoder_from(c.ecg_config, c.shared_hidden_size, num_layers, c.shared_num_attention_heads,
+                             4 * c.shared_hidden_size)
+
+    def _split(self, hidden: torch.Tensor, valid: torch.Tensor, modality: int, specific: Optional[nn.Module]
+               ) -> _Encoded:
+        shared_in = hidden + self.modality_embedding.weight[modality]
+        return _Encoded(
+            shared=self.shared_encoder(shared_in, valid),
+            specific=None if specific is None else specific(hidden, valid),
+            valid=valid,
+        )
+
+    def encode_ecg(self, ecg_values: torch.Tensor, lead_mask: torch.Tensor, ecg_attention_mask: torch.Tensor,
+                   ids_keep: Optional[torch.Tensor] = None) -> _Encoded:
+        """Token features of (already validated) ECG inputs; `ids_keep` selects the visible tokens."""
+        valid = self.ecg_model.embeddings.token_validity(lead_mask, ecg_attention_mask)
+        hidden, valid = self.ecg_model(ecg_values, valid, ids_keep)
+        specific = self.ecg_specific_encoder if self.config.disentangle else None
+        return self._split(self.ecg_to_shared(hidden), valid, ECG_MODALITY, specific)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> _Encoded:
+        """Token features of (already validated) report tokens."""
+        if self.ecg_only:
+            raise ValueError("This model was built with ecg_only=True and has no text tower")
+        hidden = self.text_to_shared(self.text_model(input_ids, attention_mask))
+        specific = self.text_specific_encoder if self.config.disentangle else None
+        return self._split(hidden, attention_mask, TEXT_MODALITY, specific)
+
+    def embed(self, encoded: _Encoded, modality: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Normalised shared and specific embeddings `(B, projection_dim)` of encoded tokens."""
+        shared, specific = encoded.pooled()
+        shared = F.normalize(self.shared_projection(shared), dim=-1)
+        if specific is not None:
+            head = self.ecg_specific_projection if modality == ECG_MODALITY else self.text_specific_projection
+            specific = F.normalize(head(specific), dim=-1)
+        return shared, specific
+
+    def get_ecg_features(self, ecg_values: torch.Tensor, lead_mask: Optional[torch.Tensor] = None,
+                         ecg_attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Shared (text-aligned) ECG embeddings `(batch, projection_dim)`, before normalisation."""
+        inputs = self._prepare_ecg_inputs(ecg_values, lead_mask, ecg_attention_mask)
+        shared, _ = self.encode_ecg(*inputs).pooled()
+        return self.shared_projection(shared)
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None
+                          ) -> torch.Tensor:
+        """Shared (ECG-aligned) report embeddings `(batch, projection_dim)`, before normalisation."""
+        shared, _ = self.encode_text(*self._prepare_text_inputs(input_ids, attention_mask)).pooled()
+        return self.shared_projection(shared)
+
+    def get_ecg_representation(self, ecg_values: torch.Tensor, lead_mask: Optional[torch.Tensor] = None,
+                               ecg_attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Pooled `[shared; specific]` ECG features `(batch, representation_size)` for probes and fine-tuning."""
+        shared, specific = self.encode_ecg(*self._prepare_ecg_inputs(ecg_values, lead_mask, ecg_attention_mask)
+                                           ).pooled()
+        return shared if specific is None else torch.cat([shared, specific], dim=-1)
+
+    @property
+    def representation_size(self) -> int:
+        return self.config.shared_hidden_size * (2 if self.config.disentangle else 1)
+
+    def similarity_logits(self, ecg_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+        """`exp(logit_scale) * cos + logit_bias` between normalised embeddings, `(n_ecg, n_text)`."""
+        return ecg_embeds @ text_embeds.t() * self.logit_scale.exp() + self.logit_bias
+
+    def forward(
+        self,
+        ecg_values: Optional[torch.FloatTensor] = None,
+        lead_mask: Optional[torch.Tensor] = None,
+        ecg_attention_mask: Optional[torch.Tensor] = None,
+        input_ids: Optional[torch.LongTensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        return_loss: Optional[bool] = None,
+    ) -> CGDMEROutput:
+        """Embed ECGs and/or reports; with both, return the pairwise logits and (optionally) the SigLIP loss."""
+        ecg_embeds = ecg_specific = text_embeds = text_specific = None
+        logits_per_ecg = loss = None
+        if ecg_values is not None:
+            enc = self.encode_ecg(*self._prepare_ecg_inputs(ecg_values, lead_mask, ecg_attention_mask))
+            ecg_embeds, ecg_specific = self.embed(enc, ECG_MODALITY)
+        if input_ids is not None:
+            enc = self.encode_text(*self._prepare_text_inputs(input_ids, attention_mask))
+            text_embeds, text_specific = self.embed(enc, TEXT_MODALITY)
+        if ecg_embeds is not None and text_embeds is not None:
+            logits_per_ecg = self.similarity_logits(ecg_embeds, text_embeds)
+            if return_loss:
+                loss = sigmoid_contrastive_loss(ecg_embeds, text_embeds, self.logit_scale, self.logit_bias)
+        return CGDMEROutput(
+            loss=loss,
+            logits_per_ecg=logits_per_ecg,
+            logits_per_text=None if logits_per_ecg is None else logits_per_ecg.t(),
+            ecg_embeds=ecg_embeds,
+            text_embeds=text_embeds,
+            ecg_specific_embeds=ecg_specific,
+            text_specific_embeds=text_specific,
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pretraining
+# --------------------------------------------------------------------------------------------------------------
+
+
+class CGDMERForPreTraining(CGDMERPreTrainedModel):
+    """CG-DMER pretraining: spatial-temporal masked ECG reconstruction + masked report modeling + SigLIP
+    alignment of the shared embeddings + orthogonality of shared and specific embeddings.
+
+    The ECG mask is drawn inside `forward` (fresh every training step; a fixed seed in eval mode so validation
+    losses are comparable). The encoder sees the visible tokens only (MAE-style); the shared ECG embedding used
+    for alignment is pooled over the same visible tokens.
+    """
+
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: CGDMERConfig):
+        super().__init__(config)
+        self.cgdmer = CGDMERModel(config)
+        self.ecg_decoder = CGDMEREcgDecoder(config)
+        self.mlm_head = CGDMERMaskedReportHead(config)
+        self.post_init()
+
+    # ---- masking -------------------------------------------------------------------------------------------
+
+    def generate_ecg_mask(self, valid: torch.Tensor, generator: Optional[torch.Generator] = None
+                          ) -> torch.Tensor:
+        """Draw the pretraining mask, `(B, groups * patches)` bool, True = masked.
+
+        `"spatial_temporal"`: `round(lead_mask_ratio * leads)` whole leads and `round(time_mask_ratio * patches /
+        time_mask_span)` time spans (across all leads) are masked first, then random tokens until exactly
+        `round(mask_ratio * tokens)` are masked. `"random"`: random tokens only. Invalid tokens (absent leads,
+        padding) are masked before random valid ones, so the encoder sees as much real signal as possible.
+        """
+        cfg = self.config.ecg_config
+        groups, patches = self.cgdmer.ecg_model.embeddings.num_groups, cfg.num_patches
+        batch, device = valid.shape[0], valid.device
+
+        def rand(*shape: int) -> torch.Tensor:
+            return torch.rand(*shape, generator=generator, device=generator.device if generator else device
+                              ).to(device)
+
+        forced = torch.zeros(batch, groups, patches, dtype=torch.bool, device=device)
+        if cfg.masking_strategy == "spatial_temporal":
+            if groups > 1:
+                leads = rand(batch, groups).argsort(-1)[:, : round(cfg.lead_mask_ratio * groups)]
+                forced |= torch.zeros(batch, groups, dtype=torch.bool, device=device).scatter(1, leads, True)[..., None]
+            span, slots = cfg.time_mask_span, patches // cfg.time_mask_span
+            chosen = rand(batch, slots).argsort(-1)[:, : round(cfg.time_mask_ratio * patches / span)]
+            spans = torch.zeros(batch, slots, dtype=torch.bool, device=device).scatter(1, chosen, True)
+            spans = F.pad(spans.repeat_interleave(span, dim=1), (0, patches - slots * span), value=False)
+            forced |= spans[:, None, :]
+        score = rand(batch, groups * patches) + (~valid).float() + 2.0 * forced.reshape(batch, -1).float()
+        num_masked = round(cfg.mask_ratio * groups * patches)
+        order = score.argsort(dim=-1, descending=True)
+        return torch.zeros_like(valid).scatter(1, order[:, :num_masked], True)
+
+    def _reconstruction_target(self, ecg_values: torch.Tensor) -> torch.Tensor:
+        target = self.cgdmer.ecg_model.embeddings.patchify(ecg_values)
+        if self.config.ecg_config.norm_pix_loss:
+            mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True, unbiased=False)
+            target = (target - mean) / (var + 1e-6).sqrt()
+        return target
+
+    # ---- forward -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _component(weight: float, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """Compute a loss component; with weight 0 it is computed without gradient (reported, not trained)."""
+        if weight == 0:
+            with torch.no_grad():
+                return compute().detach()
+        return compute()
+
+    def forward(
+        self,
+        ecg_values: torch.FloatTensor,
+        lead_mask: Optional[torch.Tensor] = None,
+        ecg_attention_mask: Optional[torch.Tensor] = None,
+        input_ids: Optional[torch.LongTensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        mlm_input_ids: Optional[torch.LongTensor] = None,
+        mlm_labels: Optional[torch.LongTensor] = None,
+        return_loss: bool = True,
+    ) -> CGDMERForPreTrainingOutput:
+        """Masked ECG modeling on `ecg_values`; with `input_ids` (clean report tokens) also the SigLIP and
+        orthogonality losses; with `mlm_input_ids` + `mlm_labels` (masked copy, -100 = not masked) the masked
+        report loss. Without reports the model trains as an ECG-only masked autoencoder."""
+        cfg, model = self.config, self.cgdmer
+        ecg_values, lead_mask, ecg_attention_mask = self._prepare_ecg_inputs(ecg_values, lead_mask,
+                                                                             ecg_attention_mask)
+        valid = model.ecg_model.embeddings.token_validity(lead_mask, ecg_attention_mask)
+        generator = None
+        if not self.training:
+            generator = torch.Generator(device="cpu").manual_seed(0)
+        mask = self.generate_ecg_mask(valid, generator)
+        ids_keep = (~mask).nonzero()[:, 1].view(mask.shape[0], -1)
+        ecg = model.encode_ecg(ecg_values, lead_mask, ecg_attention_mask, ids_keep)
+        text_embeds = None
+        out: dict[str, Optional[torch.Tensor]] = {}
+
+        def ecg_loss() -> torch.Tensor:
+            out["ecg_reconstruction"] = self.ecg_decoder(ecg.fused(), ids_keep, valid)
+            per_token = ((out["ecg_reconstruction"] - self._reconstruction_target(ecg_values)) ** 2).mean(-1)
+            counted = (mask & valid).to(per_token.dtype)
+            return (per_token * counted).sum() / counted.sum().clamp(min=1.0)
+
+        losses = {"ecg_loss": (cfg.ecg_loss_weight, self._component(cfg.ecg_loss_weight, ecg_loss))}
+        ecg_embeds, ecg_specific = model.embed(ecg, ECG_MODALITY)
+
+        if input_ids is not None:
+            text = model.encode_text(*self._prepare_text_inputs(input_ids, attention_mask))
+            text_embeds, text_specific = model.embed(text, TEXT_MODALITY)
+            losses["alignment_loss"] = (cfg.alignment_loss_weight, self._component(
+                cfg.alignment_loss_weight,
+                lambda: sigmoid_contrastive_loss(ecg_embeds, text_embeds, model.logit_scale,
+                                                 model.logit_bias)))
+            if cfg.disentangle:
+                losses["orthogonality_loss"] = (cfg.orthogonality_loss_weight, self._component(
+                    cfg.orthogonality_loss_weight,
+                    lambda: (orthogonality_loss(ecg_embeds, ecg_specific)
+                             + orthogonality_loss(text_embeds, text_specific)) / 2))
+
+        if mlm_input_ids is not None and mlm_labels is not None:
+            if mlm_labels.shape != mlm_input_ids.shape:
+                raise ValueError("mlm_labels must have the shape of mlm_input_ids")
+            mlm_mask = attention_mask if attention_mask is not None and attention_mask.shape == mlm_input_ids.shape \
+                else mlm_input_ids.ne(cfg.text_config.pad_token_id)
+
+            def text_loss() -> torch.Tensor:
+                masked = model.encode_text(*self._prepare_text_inputs(mlm_input_ids, mlm_mask))
+                out["mlm_logits"] = self.mlm_head(masked.fused())
+                if not mlm_labels.ne(-100).any():
+                    return out["mlm_logits"].sum() * 0.0
+                return F.cross_entropy(out["mlm_logits"].reshape(-1, out["mlm_logits"].shape[-1]).float(),
+                                       mlm_labels.reshape(-1), ignore_index=-100)
+
+            losses["text_loss"] = (cfg.text_loss_weight, self._component(cfg.text_loss_weight, text_loss))
+
+        total = None
+        if return_loss:
+            weighted = [weight * value for weight, value in losses.values() if weight != 0]
+            total = sum(weighted) if weighted else torch.zeros((), device=ecg_values.device, requires_grad=True)
+        return CGDMERForPreTrainingOutput(
+            loss=total,
+            **{name: value for name, (_, value) in losses.items()},
+            logit_scale=model.logit_scale.detach(),
+            logit_bias=model.logit_bias.detach(),
+            ecg_reconstruction=out.get("ecg_reconstruction"),
+            ecg_mask=mask,
+            mlm_logits=out.get("mlm_logits"),
+            ecg_embeds=ecg_embeds,
+            text_embeds=text_embeds,
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Downstream classification
+# --------------------------------------------------------------------------------------------------------------
+
+
+class CGDMERForECGClassification(CGDMERPreTrainedModel):
+    """Multi-label (default) or single-label ECG classifier: a linear head on the pooled `[shared; specific]`
+    ECG features. `config.freeze_backbone=True` (or `freeze_backbone()`) trains the head only: a linear probe.
+
+    Loads from a pretraining or dual-encoder checkpoint; the text tower is dropped and the head starts fresh.
+    """
+
+    _keys_to_ignore_on_load_unexpected = [r"text_model\.", r"text_to_shared\.", r"text_specific_",
+                                          r"logit_scale", r"logit_bias", r"ecg_decoder\.", r"mlm_head\."]
+    _new_head_patterns = (r"^classifier\.",)
+
+    def __init__(self, config: CGDMERConfig):
+        super().__init__(config)
+        self.cgdmer = CGDMERModel(config, ecg_only=True)
+        self.classifier = nn.Linear(self.cgdmer.representation_size, config.num_labels)
+        self.post_init()
+        if config.freeze_backbone:
+            self.freeze_backbone()
+
+    def freeze_backbone(self) -> None:
+        """Freeze everything but the classifier (linear probing)."""
+        self.config.freeze_backbone = True
+        for param in self.cgdmer.parameters():
+            param.requires_grad_(False)
+
+    def forward(
+        self,
+        ecg_values: torch.FloatTensor,
+        lead_mask: Optional[torch.Tensor] = None,
+        ecg_attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+    ) -> CGDMERECGClassifierOutput:
+        features = self.cgdmer.get_ecg_representation(ecg_values, lead_mask, ecg_attention_mask)
+        logits = self.classifier(features)
+        loss = None
+        if labels is not None:
+            if self.config.problem_type == "single_label_classification":
+                loss = F.cross_entropy(logits, labels.long())
+            else:
+                if labels.shape != logits.shape:
+                    raise ValueError(f"labels must have shape {tuple(logits.shape)} (multi-hot), "
+                                     f"got {tuple(labels.shape)}")
+                loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        return CGDMERECGClassifierOutput(loss=loss, logits=logits, ecg_representation=features)
+
+
+__all__ = [
+    "CGDMERPreTrainedModel",
+    "CGDMERModel",
+    "CGDMERForPreTraining",
+    "CGDMERForECGClassification",
+    "sigmoid_contrastive_loss",
+    "orthogonality_loss",
+]

@@ -1,0 +1,55 @@
+"""The shipped `cgdmer-base` checkpoint at the top of the repo: loads by folder name, runs the zero-shot
+pipeline on a bundled real ECG, stays within the size limit and is a complete Hub repo."""
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoModel, AutoProcessor, pipeline
+
+import cgdmer_hf
+from cgdmer_hf.hub import validate_model_dir
+from cgdmer_hf.samples import load_sample_index, sample_record_path
+
+from conftest import REPO_ROOT
+
+MODEL = REPO_ROOT / "cgdmer-base"
+pytestmark = pytest.mark.skipif(not (MODEL / "config.json").exists(), reason="cgdmer-base/ is not in this checkout")
+
+
+def test_loads_from_the_repo_root_by_folder_name(monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    model = AutoModel.from_pretrained("cgdmer-base")
+    assert isinstance(model, cgdmer_hf.CGDMERModel) and next(model.parameters()).dtype == torch.float32
+    processor = AutoProcessor.from_pretrained("cgdmer-base")
+    assert processor.feature_extractor.sampling_rate == model.config.ecg_config.sampling_rate
+    assert len(processor.tokenizer) == model.config.text_config.vocab_size
+
+
+def test_weights_are_fp16_safetensors_under_25_mb():
+    weights = MODEL / "model.safetensors"
+    assert weights.stat().st_size < 25 * 2**20
+    with safe_open(weights, "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in os.listdir(MODEL))
+    validate_model_dir(MODEL)  # complete repo: weights, processor, tokenizer, code files
+
+
+def test_zero_shot_pipeline_on_a_bundled_test_record(monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    classifier = pipeline("zero-shot-ecg-classification", model="cgdmer-base")
+    row = next(r for r in load_sample_index() if r["strat_fold"] == 10)
+    out = classifier(sample_record_path(row["ecg_id"]), candidate_labels=cgdmer_hf.load_prompt_set("ptbxl_super"))
+    assert sorted(item["label"] for item in out) == ["CD", "HYP", "MI", "NORM", "STTC"]
+    scores = [item["score"] for item in out]
+    assert scores == sorted(scores, reverse=True) and all(0.0 < s < 1.0 for s in scores)
+
+
+def test_model_card_reports_the_benchmark_results():
+    card = (MODEL / "README.md").read_text()
+    results = json.loads((MODEL / "eval_results.json").read_text())["results"]
+    assert "Not for clinical use" in card and "library_name: transformers" in card
+    for result in results:
+        assert f"{result['value']:.4f}" in card
