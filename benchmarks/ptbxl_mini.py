@@ -122,7 +122,8 @@ def evaluate_row(model_dir: Path, data: dict[str, Any], args) -> list[dict[str, 
         result = evaluate_model(str(model_dir), data[dataset_name], settings=EvaluationSettings(
             random_baseline=False, bootstrap=args.bootstrap, plots=False, **settings))
         for row in result["results"]:
-            row.pop("per_class", None) if row["task"] != "zero-shot" else None
+            if row["task"] != "zero-shot":  # per-class AUCs are kept for zero-shot only
+                row.pop("per_class", None)
             rows.append({"dataset": dataset_name, "label_set": label_set,
                          "test_records": result["splits"].get("test"), **row})
 
