@@ -4,11 +4,13 @@ report, duplicates dropped), choose checkpoints on fold 9, test on fold 10; zero
     python benchmarks/ptbxl_mini.py [--data ../shared/data] [--rows cgdmer random_init ...] [--max-steps 600]
                                     [--ship cgdmer-base]
 
-Per row: zero-shot macro ROC-AUC on PTB-XL super/sub/form/rhythm (classes present in fold 10) and on the 150
-CPSC2018 records, linear probe at 1/10/100 % of the training labels (seeds 0-2, weight decay chosen on fold 9),
+Per row: zero-shot macro ROC-AUC on PTB-XL super/sub/form/rhythm (classes present in fold 10; prompts chosen per
+class on fold 9, the untuned ensemble kept alongside) and on the 150 CPSC2018 records (no validation split there:
+the full prompt ensemble), linear probe at 1/10/100 % of the training labels (seeds 0-2, weight decay chosen on fold 9),
 fine-tuning at 100 % (best fold-9 epoch); 95 % bootstrap CIs over test records. Results accumulate in
 `benchmarks/results/ptbxl_mini.json` (a row already there is skipped unless --force), and the table in
-`benchmarks/results/ptbxl_mini.md`. `--ship DIR` exports the best full CG-DMER row (by fold-9 linear-probe AUC
+`benchmarks/results/ptbxl_mini.md`. `--reevaluate zero-shot` recomputes only the zero-shot rows of finished
+rows from their saved models (no pretraining). `--ship DIR` exports the best full CG-DMER row (by fold-9 linear-probe AUC
 at 100 %) as a complete fp16 model folder with its model card. Skips with a message when the data is absent.
 """
 
@@ -28,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "benchmarks" / "configs" / "ptbxl_mini.json"
 RESULTS = REPO / "benchmarks" / "results"
 ZERO_SHOT_SETS = ("super", "sub", "form", "rhythm")
+TASKS = ("zero-shot", "linear-probe", "finetune")
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,19 +41,24 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--eval-steps", type=int, default=150)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="linear-probe seeds")
+    p.add_argument("--pretrain-seed", type=int, default=0, help="seed of initialisation, masks and data order")
+    p.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS), help="evaluations to run")
     p.add_argument("--finetune-epochs", type=float, default=3.0)
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--work-dir", type=Path, default=REPO / "benchmarks" / "runs" / "ptbxl_mini")
     p.add_argument("--results-dir", type=Path, default=RESULTS)
     p.add_argument("--cache-dir", type=Path, default=None)
     p.add_argument("--force", action="store_true", help="re-run rows that already have results")
+    p.add_argument("--reevaluate", choices=["zero-shot"], default=None,
+                   help="recompute this task for finished rows from their saved models, without pretraining")
     p.add_argument("--ship", type=Path, default=None, help="export the best full CG-DMER row to this folder")
     return p.parse_args()
 
 
 def load_data(root: Path, cache_dir: Any) -> dict[str, Any]:
-    """PTB-XL super splits, the zero-shot test folds of every label set, and CPSC2018 (all 150 as test)."""
+    """PTB-XL super splits, the validation (prompt choice) and test folds of every other label set, and
+    CPSC2018 (all 150 as test)."""
     from datasets import DatasetDict
 
     from cgdmer_hf.data import load_cinc, load_ptbxl
@@ -58,8 +66,9 @@ def load_data(root: Path, cache_dir: Any) -> dict[str, Any]:
     data = {"super": DatasetDict({split: load_ptbxl(root, label_set="super", split=split, cache_dir=cache_dir)
                                   for split in ("train", "validation", "test")})}
     for label_set in ZERO_SHOT_SETS[1:]:
-        data[label_set] = DatasetDict({"test": load_ptbxl(root, label_set=label_set, split="test",
-                                                          cache_dir=cache_dir)})
+        data[label_set] = DatasetDict({split: load_ptbxl(root, label_set=label_set, split=split,
+                                                         cache_dir=cache_dir)
+                                       for split in ("validation", "test")})
     cpsc = load_cinc(root / "cpsc2018-cinc2020", label_set="cpsc2018", cache_dir=cache_dir)
     data["cpsc2018"] = DatasetDict({"test": cpsc})
     return data
@@ -89,7 +98,7 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
     if not spec.get("pretrain", True):
         tokenizer = load_default_tokenizer()
         configure_for_tokenizer(config, tokenizer)
-        torch.manual_seed(0)
+        torch.manual_seed(args.pretrain_seed)
         model = CGDMERForPreTraining(config)
         processor = CGDMERProcessor(CGDMERFeatureExtractor(), tokenizer)
         save_model_dir(out, model, processor)
@@ -100,7 +109,7 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
             max_steps=args.max_steps, per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
             eval_strategy="steps", eval_steps=args.eval_steps, save_steps=args.eval_steps, save_total_limit=2,
             load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
-            logging_steps=25, seed=0, data_seed=0, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
+            logging_steps=25, seed=args.pretrain_seed, data_seed=args.pretrain_seed, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
         ),
     )
     seconds = time.perf_counter() - start
@@ -113,26 +122,44 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
     }
 
 
+def _evaluate(model_dir: Path, data: dict[str, Any], dataset_name: str, args, **settings: Any) -> list[dict]:
+    """One `evaluate_model` call, its result rows tagged with the data set (per-class AUCs kept for zero-shot)."""
+    from cgdmer_hf.evaluation import EvaluationSettings, evaluate_model
+
+    result = evaluate_model(str(model_dir), data[dataset_name], settings=EvaluationSettings(
+        random_baseline=False, bootstrap=args.bootstrap, plots=False, **settings))
+    rows = []
+    for row in result["results"]:
+        if row["task"] != "zero-shot":
+            row.pop("per_class", None)
+        rows.append({"dataset": dataset_name, "label_set": dataset_name,
+                     "test_records": result["splits"].get("test"), **row})
+    return rows
+
+
+def zero_shot_rows(model_dir: Path, data: dict[str, Any], args) -> list[dict[str, Any]]:
+    """Zero-shot on every PTB-XL label set with the full prompt ensemble and with prompts chosen per class on
+    fold 9 (`prompt_selection`), and on CPSC2018 with the ensemble (it has no validation split)."""
+    rows = []
+    for label_set in ZERO_SHOT_SETS:
+        for tune in (False, True):
+            for row in _evaluate(model_dir, data, label_set, args, tasks=("zero-shot",), tune_prompts=tune):
+                rows.append({**row, "prompt_selection": "fold 9" if tune else "ensemble"})
+    rows += [{**row, "prompt_selection": "ensemble"}
+             for row in _evaluate(model_dir, data, "cpsc2018", args, tasks=("zero-shot",))]
+    return rows
+
+
 def evaluate_row(model_dir: Path, data: dict[str, Any], args) -> list[dict[str, Any]]:
-    from cgdmer_hf.evaluation import EvaluationSettings, FinetuneSettings, evaluate_model
+    from cgdmer_hf.evaluation import FinetuneSettings
 
-    rows: list[dict[str, Any]] = []
-
-    def run(dataset_name: str, label_set: str, **settings: Any) -> None:
-        result = evaluate_model(str(model_dir), data[dataset_name], settings=EvaluationSettings(
-            random_baseline=False, bootstrap=args.bootstrap, plots=False, **settings))
-        for row in result["results"]:
-            if row["task"] != "zero-shot":  # per-class AUCs are kept for zero-shot only
-                row.pop("per_class", None)
-            rows.append({"dataset": dataset_name, "label_set": label_set,
-                         "test_records": result["splits"].get("test"), **row})
-
-    run("super", "super", tasks=("zero-shot", "linear-probe"), fractions=(0.01, 0.1, 1.0), seeds=tuple(args.seeds))
-    run("super", "super", tasks=("finetune",), fractions=(1.0,), seeds=(0,),
-        finetune=FinetuneSettings(epochs=args.finetune_epochs, learning_rate=3e-4))
-    for label_set in ZERO_SHOT_SETS[1:]:
-        run(label_set, label_set, tasks=("zero-shot",))
-    run("cpsc2018", "cpsc2018", tasks=("zero-shot",))
+    rows = zero_shot_rows(model_dir, data, args) if "zero-shot" in args.tasks else []
+    if "linear-probe" in args.tasks:
+        rows += _evaluate(model_dir, data, "super", args, tasks=("linear-probe",), fractions=(0.01, 0.1, 1.0),
+                          seeds=tuple(args.seeds))
+    if "finetune" in args.tasks:
+        rows += _evaluate(model_dir, data, "super", args, tasks=("finetune",), fractions=(1.0,), seeds=(0,),
+                          finetune=FinetuneSettings(epochs=args.finetune_epochs, learning_rate=3e-4))
     return rows
 
 
@@ -156,7 +183,7 @@ def summary_cell(rows: list[dict[str, Any]], **match: Any) -> str:
 def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"PTB-XL mini benchmark ({results['machine']}; preset `{results['preset']}`, {results['max_steps']} steps, "
-        f"batch {results['batch_size']}). Macro ROC-AUC on PTB-XL fold 10 "
+        f"batch {results['batch_size']}, pretraining seed {results.get('pretrain_seed', 0)}). Macro ROC-AUC on PTB-XL fold 10 "
         f"({results['test_records'].get('super', '?')} records) and CPSC2018 "
         f"({results['test_records'].get('cpsc2018', '?')} records); linear probe: mean ± std over seeds "
         f"{results['seeds']}, [95 % bootstrap CI of seed {results['seeds'][0]}].",
@@ -168,20 +195,62 @@ def markdown(results: dict[str, Any]) -> str:
     for name, row in results["rows"].items():
         r = row["evaluation"]
         cells = [name, str(row["training"]["seconds"])]
-        cells += [summary_cell(r, task="zero-shot", dataset=d) for d in (*ZERO_SHOT_SETS, "cpsc2018")]
+        cells += [summary_cell(r, task="zero-shot", dataset=d, prompt_selection="fold 9") for d in ZERO_SHOT_SETS]
+        cells.append(summary_cell(r, task="zero-shot", dataset="cpsc2018"))
         cells += [summary_cell(r, task="linear-probe", fraction=f) for f in (0.01, 0.1, 1.0)]
         cells.append(summary_cell(r, task="finetune", fraction=1.0))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Zero-shot prompts: for PTB-XL, per class either the shipped prompt ensemble or one of its "
+              "descriptions, whichever scores best on fold 9; CPSC2018 has no validation split, so it uses the "
+              "full ensemble. With the full ensemble on PTB-XL as well (no choice on fold 9):", "",
+              "| row | zero-shot super | zero-shot sub | zero-shot form | zero-shot rhythm |", "|---|---|---|---|---|"]
+    for name, row in results["rows"].items():
+        cells = [summary_cell(row["evaluation"], task="zero-shot", dataset=d, prompt_selection="ensemble")
+                 for d in ZERO_SHOT_SETS]
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    lines += ["", "Training losses, first → last logged step (25 → 600; `n/t`: weight 0, computed but not trained). "
+              "The masked-ECG loss is a per-patch normalised MSE: predicting zeros scores 1.0.", "",
+              "| row | masked-ECG loss | masked-report loss | alignment loss |", "|---|---|---|---|"]
+    for name, row in results["rows"].items():
+        lines.append("| " + " | ".join([name, *loss_cells(row)]) + " |")
     lines += ["", "Rows:"] + [f"- `{n}`: {row['description']}" for n, row in results["rows"].items()]
     return "\n".join(lines) + "\n"
 
 
+def loss_cells(row: dict[str, Any]) -> list[str]:
+    """`first → last` logged training value of the ECG, report and alignment losses of a row."""
+    first, last = row["training"].get("first_logged"), row["training"].get("last_logged")
+    cells = []
+    for loss, weight in (("ecg_loss", "ecg_loss_weight"), ("text_loss", "text_loss_weight"),
+                         ("alignment_loss", "alignment_loss_weight")):
+        if not first or loss not in first:
+            cells.append("–")
+            continue
+        trained = row.get("overrides", {}).get(weight, 1.0) != 0
+        cells.append(f"{first[loss]:.3f} → {last[loss]:.3f}" + ("" if trained else " (n/t)"))
+    return cells
+
+
+def chosen_prompts(evaluation: list[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """The prompt sets as chosen on fold 9 (`{prompt set: {class: [descriptions]}}`), from the zero-shot rows."""
+    from cgdmer_hf.prompts import load_prompt_set
+
+    sets = {}
+    for r in evaluation:
+        if r["task"] == "zero-shot" and r.get("prompt_selection") == "fold 9":
+            full = load_prompt_set(r["prompts"])
+            sets[r["prompts"]] = {label: full[label] if choice == "ensemble" else [choice]
+                                  for label, choice in r["selection"]["prompts_per_class"].items()}
+    return sets
+
+
 def ship(results: dict[str, Any], target: Path) -> None:
-    """Export the full CG-DMER row as a complete fp16 model folder with a model card."""
+    """Export the full CG-DMER row as a complete fp16 model folder with a model card and its fold-9 prompts
+    (`zero_shot_prompts/<set>.json`, loadable with `load_prompt_set(path)`)."""
     import torch
 
     from cgdmer_hf import CGDMERForPreTraining, CGDMERProcessor
-    from cgdmer_hf.hub import make_model_card, save_model_dir
+    from cgdmer_hf.hub import DEFAULT_EVALUATION_PROTOCOL, make_model_card, save_model_dir
 
     source = Path(results["rows"]["cgdmer"]["model_dir"])
     model = CGDMERForPreTraining.from_pretrained(source).to(torch.float16)
@@ -198,9 +267,41 @@ def ship(results: dict[str, Any], target: Path) -> None:
         {"task": f"{r['task']}" + (f" {r['fraction'] * 100:g}%" if r.get("fraction") else ""),
          "dataset": "CPSC2018" if r["dataset"] == "cpsc2018" else f"PTB-XL {r['label_set']}",
          "metric": "roc_auc", "value": round(r["roc_auc"], 4), "split": "test"}
-        for r in results["rows"]["cgdmer"]["evaluation"] if r.get("seed", 0) == 0]}, indent=2))
-    make_model_card(target, card_results, repo_id="cgdmer-base").save(target / "README.md")
+        for r in results["rows"]["cgdmer"]["evaluation"]
+        if r.get("seed", 0) == 0 and (r["dataset"] == "cpsc2018" or r.get("prompt_selection") != "ensemble")]},
+        indent=2))
+    prompts_dir = target / "zero_shot_prompts"
+    prompts_dir.mkdir()
+    for name, prompts in chosen_prompts(results["rows"]["cgdmer"]["evaluation"]).items():
+        (prompts_dir / f"{name}.json").write_text(json.dumps(prompts, indent=2, ensure_ascii=False) + "\n")
+    protocol = DEFAULT_EVALUATION_PROTOCOL + (
+        " Zero-shot on PTB-XL uses, per class, the package's prompt ensemble or one of its descriptions, whichever "
+        "scored best on fold 9; the choice ships in `zero_shot_prompts/` (pass "
+        "`candidate_labels=load_prompt_set(\"zero_shot_prompts/ptbxl_super.json\")`). CPSC2018 has no validation "
+        "split and uses the full `cpsc2018` ensemble. Numbers from `benchmarks/ptbxl_mini.py` of the cgdmer_hf "
+        "repository (preset `small`, 600 steps, CPU).")
+    make_model_card(target, card_results, repo_id="cgdmer-base", evaluation_protocol=protocol).save(
+        target / "README.md")
     print(f"shipped {target} ({sum(f.stat().st_size for f in target.iterdir()) / 2**20:.1f} MiB)")
+
+
+def reevaluate_zero_shot(results: dict[str, Any], name: str, data: dict[str, Any], args) -> None:
+    """Replace the zero-shot rows of a finished row with ones computed now from its saved model."""
+    row = results["rows"].get(name)
+    if row is None:
+        print(f"row {name}: no results to re-evaluate, skipped")
+        return
+    print(f"\n=== row {name}: re-evaluating zero-shot", flush=True)
+    start = time.perf_counter()
+    kept = [r for r in row["evaluation"] if r["task"] != "zero-shot"]
+    row["evaluation"] = zero_shot_rows(Path(row["model_dir"]), data, args) + kept
+    row["zero_shot_seconds"] = round(time.perf_counter() - start, 1)
+
+
+def write_results(results: dict[str, Any], results_dir: Path) -> None:
+    (results_dir / "ptbxl_mini.json").write_text(json.dumps(results, indent=2, default=str))
+    (results_dir / "ptbxl_mini.md").write_text(markdown(results))
+    print(markdown(results))
 
 
 def main() -> int:
@@ -220,14 +321,23 @@ def main() -> int:
     results = json.loads(out_json.read_text()) if out_json.exists() else {"rows": {}}
     machine = (torch.cuda.get_device_name() if torch.cuda.is_available()
                else f"CPU ({os.cpu_count()} cores, {platform.machine()}), torch {torch.__version__}")
-    results.update(preset=spec["preset"], max_steps=args.max_steps, batch_size=args.batch_size,
-                   learning_rate=args.learning_rate, seeds=args.seeds, machine=machine,
-                   command="python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]))
+    budget = dict(preset=spec["preset"], max_steps=args.max_steps, batch_size=args.batch_size,
+                  learning_rate=args.learning_rate, seeds=args.seeds, pretrain_seed=args.pretrain_seed)
+    changed = {k: (results[k], v) for k, v in budget.items() if results["rows"] and k in results and results[k] != v}
+    if changed:
+        raise SystemExit(f"{out_json} holds rows made with other settings {changed} (old, new): every row must use "
+                         "the same budget; pass --results-dir for a new table")
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    results.update(budget, machine=machine, commands=[*results.get("commands", []), command])
+    results.pop("command", None)
     data = load_data(args.data, args.cache_dir)
     results["test_records"] = {"super": len(data["super"]["test"]), "cpsc2018": len(data["cpsc2018"]["test"])}
     results["train_records"] = len(data["super"]["train"])
     results["validation_records"] = len(data["super"]["validation"])
     for name in names:
+        if args.reevaluate:
+            reevaluate_zero_shot(results, name, data, args)
+            continue
         if name in results["rows"] and not args.force:
             print(f"row {name}: results exist, skipped (--force to re-run)")
             continue
@@ -239,9 +349,9 @@ def main() -> int:
         results["rows"][name] = {"description": row_spec["description"], "overrides": row_spec.get("overrides", {}),
                                  "model_dir": str(model_dir), "training": training, "evaluation": evaluation,
                                  "evaluation_seconds": round(time.perf_counter() - start, 1)}
-        out_json.write_text(json.dumps(results, indent=2, default=str))
-        (args.results_dir / "ptbxl_mini.md").write_text(markdown(results))
-        print(markdown(results))
+        write_results(results, args.results_dir)
+    if args.reevaluate:
+        write_results(results, args.results_dir)
     if args.ship:
         ship(results, args.ship)
     return 0

@@ -53,3 +53,19 @@ def test_model_card_reports_the_benchmark_results():
     assert "Not for clinical use" in card and "library_name: transformers" in card
     for result in results:
         assert f"{result['value']:.4f}" in card
+
+
+def test_shipped_fold9_prompts_reproduce_the_card_zero_shot_figure(shared_data):
+    from datasets import DatasetDict
+
+    from cgdmer_hf.data import load_ptbxl
+    from cgdmer_hf.evaluation import EvaluationSettings, evaluate_model
+
+    prompts = MODEL / "zero_shot_prompts" / "ptbxl_super.json"
+    assert set(cgdmer_hf.load_prompt_set(str(prompts))) == {"CD", "HYP", "MI", "NORM", "STTC"}
+    test = DatasetDict({"test": load_ptbxl(shared_data, label_set="super", split="test")})
+    result = evaluate_model(str(MODEL), test, settings=EvaluationSettings(
+        tasks=("zero-shot",), prompts=str(prompts), random_baseline=False, bootstrap=0, plots=False))
+    card = next(r for r in json.loads((MODEL / "eval_results.json").read_text())["results"]
+                if r["task"] == "zero-shot" and r["dataset"] == "PTB-XL super")
+    assert result["results"][0]["roc_auc"] == pytest.approx(card["value"], abs=2e-3)  # fp16 weights vs fp32 run

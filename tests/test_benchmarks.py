@@ -1,0 +1,60 @@
+"""The PTB-XL mini benchmark script: its skip message, its guard against mixing budgets in one table, and the
+table it writes (zero-shot columns use the prompts chosen on fold 9; CPSC2018 the ensemble)."""
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def ptbxl_mini():
+    spec = importlib.util.spec_from_file_location("ptbxl_mini", REPO_ROOT / "benchmarks" / "ptbxl_mini.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_main(module, monkeypatch, *argv: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["ptbxl_mini.py", *argv])
+    return module.main()
+
+
+def test_skips_with_message_without_data(ptbxl_mini, monkeypatch, tmp_path, capsys):
+    assert run_main(ptbxl_mini, monkeypatch, "--data", str(tmp_path), "--results-dir", str(tmp_path / "r")) == 0
+    assert "SKIP: PTB-XL data not found" in capsys.readouterr().out
+    assert not (tmp_path / "r").exists()
+
+
+def test_refuses_to_mix_budgets_in_one_table(ptbxl_mini, monkeypatch, tmp_path):
+    (tmp_path / "ptbxl_index.csv").write_text("ecg_id\n")
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "ptbxl_mini.json").write_text(json.dumps({"max_steps": 600, "rows": {"cgdmer": {}}}))
+    with pytest.raises(SystemExit, match="max_steps.*600, 50.*--results-dir"):
+        run_main(ptbxl_mini, monkeypatch, "--data", str(tmp_path), "--results-dir", str(results),
+                 "--max-steps", "50")
+
+
+def test_table_uses_fold9_prompts_and_keeps_the_ensemble(ptbxl_mini):
+    def zs(dataset, selection, auc):
+        return {"task": "zero-shot", "dataset": dataset, "prompt_selection": selection, "roc_auc": auc,
+                "ci95": [auc - 0.01, auc + 0.01]}
+
+    evaluation = [zs("super", "ensemble", 0.6), zs("super", "fold 9", 0.7), zs("cpsc2018", "ensemble", 0.65),
+                  {"task": "linear-probe", "fraction": 0.01, "seed": 0, "roc_auc": 0.78, "ci95": None},
+                  {"task": "linear-probe", "fraction": 0.01, "seed": 1, "roc_auc": 0.80, "ci95": None}]
+    results = {"machine": "CPU", "preset": "small", "max_steps": 600, "batch_size": 32, "seeds": [0, 1],
+               "test_records": {"super": 328, "cpsc2018": 150},
+               "rows": {"cgdmer": {"training": {"seconds": 1.0}, "evaluation": evaluation, "description": "full"}}}
+    main_table, ensemble_table = ptbxl_mini.markdown(results).split("With the full ensemble")
+    row = next(line for line in main_table.splitlines() if line.startswith("| cgdmer"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2].startswith("0.700") and cells[6].startswith("0.650")  # super (fold 9), CPSC2018
+    assert cells[3] == "–"  # sub was not evaluated
+    assert cells[7] == "0.790 ± 0.010"  # probe 1 %: mean ± std over the two seeds
+    row = next(line for line in ensemble_table.splitlines() if line.startswith("| cgdmer"))
+    assert row.split("|")[2].strip().startswith("0.600")
