@@ -1,5 +1,6 @@
-"""The PTB-XL mini benchmark script: its skip message, its guard against mixing budgets in one table, and the
-table it writes (zero-shot columns use the prompts chosen on fold 9; CPSC2018 the ensemble)."""
+"""The real-data benchmark scripts: their skip message without data; for the PTB-XL mini benchmark, its guard
+against mixing budgets in one table and the table it writes (zero-shot columns use the prompts chosen on fold 9;
+CPSC2018 the ensemble)."""
 
 import importlib.util
 import json
@@ -10,21 +11,27 @@ import pytest
 from conftest import REPO_ROOT
 
 
-@pytest.fixture(scope="module")
-def ptbxl_mini():
-    spec = importlib.util.spec_from_file_location("ptbxl_mini", REPO_ROOT / "benchmarks" / "ptbxl_mini.py")
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+@pytest.fixture(scope="module")
+def ptbxl_mini():
+    return load_script("ptbxl_mini")
+
+
 def run_main(module, monkeypatch, *argv: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["ptbxl_mini.py", *argv])
+    monkeypatch.setattr(sys, "argv", ["script.py", *argv])
     return module.main()
 
 
-def test_skips_with_message_without_data(ptbxl_mini, monkeypatch, tmp_path, capsys):
-    assert run_main(ptbxl_mini, monkeypatch, "--data", str(tmp_path), "--results-dir", str(tmp_path / "r")) == 0
+@pytest.mark.parametrize("script", ["ptbxl_mini", "masked_ecg_curve"])
+def test_skips_with_message_without_data(script, monkeypatch, tmp_path, capsys):
+    module = load_script(script)
+    assert run_main(module, monkeypatch, "--data", str(tmp_path), "--results-dir", str(tmp_path / "r")) == 0
     assert "SKIP: PTB-XL data not found" in capsys.readouterr().out
     assert not (tmp_path / "r").exists()
 
