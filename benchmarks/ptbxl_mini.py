@@ -279,7 +279,14 @@ def ship(results: dict[str, Any], target: Path) -> None:
         "scored best on fold 9; the choice ships in `zero_shot_prompts/` (pass "
         "`candidate_labels=load_prompt_set(\"zero_shot_prompts/ptbxl_super.json\")`). CPSC2018 has no validation "
         "split and uses the full `cpsc2018` ensemble. Numbers from `benchmarks/ptbxl_mini.py` of the cgdmer_hf "
-        "repository (preset `small`, 600 steps, CPU).")
+        f"repository (preset `{results['preset']}`, {results['max_steps']} steps, {results['machine']}).")
+    training = results["rows"]["cgdmer"]["training"]
+    if training.get("first_logged") and training.get("last_logged"):
+        protocol += (
+            f" Known limitation of this checkpoint: its masked-ECG loss (per-patch normalised MSE, 1.0 for "
+            f"predicting zeros) only went from {training['first_logged']['ecg_loss']:.3f} to "
+            f"{training['last_logged']['ecg_loss']:.3f} in pretraining, so its ECG encoder learned mainly from the "
+            "reports; the repository README compares it with the ablation rows.")
     make_model_card(target, card_results, repo_id="cgdmer-base", evaluation_protocol=protocol).save(
         target / "README.md")
     print(f"shipped {target} ({sum(f.stat().st_size for f in target.iterdir()) / 2**20:.1f} MiB)")
