@@ -74,19 +74,16 @@ def main() -> int:
 
     from cgdmer_hf import CGDMERConfig, CGDMERForPreTraining
     from cgdmer_hf.data import load_ptbxl
-    from cgdmer_hf.training import CGDMERPretrainingCollator
-    from cgdmer_hf.reports import load_default_tokenizer
+    from cgdmer_hf.evaluation import ecg_collate
 
     torch.manual_seed(args.seed)
     config = CGDMERConfig.from_preset(args.preset, ecg_config={"masking_strategy": args.masking,
                                                                **ecg_overrides(args.set)})
     model = CGDMERForPreTraining(config).train()
-    collate = CGDMERPretrainingCollator(load_default_tokenizer(), config=config).collate_ecgs
-    train = load_ptbxl(args.data, label_set="super", split="train").with_format("numpy")
-    val = load_ptbxl(args.data, label_set="super", split="validation").with_format("numpy")
     columns = ["ecg_values", "lead_mask", "ecg_attention_mask"]
-    val_batches = [collate([{c: val[c][j] for c in columns} for j in range(i, min(i + 64, len(val)))])
-                   for i in range(0, len(val), 64)]
+    train, val = (load_ptbxl(args.data, label_set="super", split=split).select_columns(columns).with_format("numpy")
+                  for split in ("train", "validation"))
+    val_batches = [ecg_collate([val[j] for j in range(i, min(i + 64, len(val)))]) for i in range(0, len(val), 64)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / args.steps)
     generator = torch.Generator().manual_seed(args.seed)
@@ -94,9 +91,7 @@ def main() -> int:
     start = time.perf_counter()
     for step in tqdm(range(1, args.steps + 1), desc=f"masked ECG ({args.masking})"):
         ids = torch.randint(0, len(train), (args.batch_size,), generator=generator).tolist()
-        rows = train[ids]
-        batch = collate([{c: rows[c][j] for c in columns} for j in range(len(ids))])
-        loss = model(**batch).ecg_loss
+        loss = model(**ecg_collate([train[i] for i in ids])).ecg_loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -336,7 +336,6 @@ def main() -> int:
                          "the same budget; pass --results-dir for a new table")
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     results.update(budget, machine=machine, commands=[*results.get("commands", []), command])
-    results.pop("command", None)
     data = load_data(args.data, args.cache_dir)
     results["test_records"] = {"super": len(data["super"]["test"]), "cpsc2018": len(data["cpsc2018"]["test"])}
     results["train_records"] = len(data["super"]["train"])

@@ -41,19 +41,14 @@ def _load_dataset(path: str, model_dir: str, label_set, cache_dir):
 def run(args: argparse.Namespace) -> int:
     from ..data import split_by_fold
     from ..evaluation import export_embeddings
+    from . import check_inputs
 
     out = Path(args.output)
     if out.suffix not in (".npy", ".parquet"):
         raise ValueError(f"--output must end in .npy or .parquet, got {out.name!r}")
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    if not (Path(args.model_dir) / "config.json").is_file():
-        raise FileNotFoundError(f"Model folder not found: {args.model_dir} (no config.json)")
-    if not Path(args.data).exists():
-        raise FileNotFoundError(f"Data folder not found: {args.data}")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
+    check_inputs(args.model_dir, args.data)
     if args.batch_size < 1:
         raise ValueError("--batch-size must be positive")
     dataset = _load_dataset(args.data, args.model_dir, args.label_set, args.cache_dir)

@@ -5,29 +5,29 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, Callable
 
 HELP = ("Evaluate a CG-DMER model: zero-shot, linear probe (1/10/100 % labels) and fine-tuning macro ROC-AUC on a "
         "labelled data set, against a randomly initialised encoder.")
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one number")
-    return values
+def _comma_list(cast: Callable[[str], Any], kind: str) -> Callable[[str], tuple]:
+    """An argparse type for a non-empty comma-separated list of `kind` (its plural ends in s)."""
+
+    def parse(text: str) -> tuple:
+        try:
+            values = tuple(cast(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind}s, got {text!r}") from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected at least one {kind}")
+        return values
+
+    return parse
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
+_floats = _comma_list(float, "number")
+_ints = _comma_list(int, "integer")
 
 
 def _tasks(text: str) -> tuple[str, ...]:
@@ -69,19 +69,14 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from ..evaluation import EvaluationSettings, FinetuneSettings, evaluate_model
+    from . import check_inputs
 
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--output {out} is a file, not a folder")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise FileExistsError(f"{out} is not empty; pass --overwrite to write into it")
-    if not (Path(args.model_dir) / "config.json").is_file():
-        raise FileNotFoundError(f"Model folder not found: {args.model_dir} (no config.json)")
-    if not Path(args.data).exists():
-        raise FileNotFoundError(f"Data folder not found: {args.data}")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
+    check_inputs(args.model_dir, args.data)
     if args.batch_size < 1 or args.finetune_batch_size < 1:
         raise ValueError("batch sizes must be positive")
     settings = EvaluationSettings(
