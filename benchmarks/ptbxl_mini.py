@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "benchmarks" / "configs" / "ptbxl_mini.json"
@@ -80,6 +80,13 @@ def row_config(preset: str, overrides: dict[str, Any]):
     return CGDMERConfig.from_preset(preset, **json.loads(json.dumps(overrides)))
 
 
+def ecg_design(config) -> dict[str, Any]:
+    """The ECG tower's design fields of a row, as resolved (defaults included)."""
+    return {k: getattr(config.ecg_config, k) for k in ("token_mode", "masking_strategy", "encoder_attention",
+                                                       "decoder_attention", "decoder_slot_pooling",
+                                                       "position_init_std")}
+
+
 def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, Any], args) -> tuple[Path, dict]:
     """Pretrain one row (or save a random model); returns its model folder and training facts."""
     import torch
@@ -91,7 +98,8 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
     from cgdmer_hf.training import configure_for_tokenizer, pretrain
 
     out = args.work_dir / name
-    if out.exists():
+    resume = resumable_checkpoint(out, args.max_steps)
+    if out.exists() and resume is None:
         shutil.rmtree(out)
     config = row_config(preset, spec.get("overrides", {}))
     start = time.perf_counter()
@@ -102,10 +110,12 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
         model = CGDMERForPreTraining(config)
         processor = CGDMERProcessor(CGDMERFeatureExtractor(), tokenizer)
         save_model_dir(out, model, processor)
-        return out, {"pretrained": False, "steps": 0, "seconds": 0.0}
+        return out, {"pretrained": False, "steps": 0, "seconds": 0.0, "ecg_design": ecg_design(config)}
+    if resume:
+        print(f"row {name}: resuming from {resume}", flush=True)
     trainer = pretrain(
         data["super"]["train"], out, eval_dataset=data["super"]["validation"], config=config, tokenizer="default",
-        training_args=dict(
+        resume_from_checkpoint=resume, training_args=dict(
             max_steps=args.max_steps, per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
             eval_strategy="steps", eval_steps=args.eval_steps, save_steps=args.eval_steps, save_total_limit=2,
             load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
@@ -115,11 +125,24 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
     seconds = time.perf_counter() - start
     history = trainer.state.log_history
     return out, {
-        "pretrained": True, "steps": trainer.state.global_step, "seconds": round(seconds, 1),
+        "pretrained": True, "ecg_design": ecg_design(config), "steps": trainer.state.global_step, "seconds": round(seconds, 1),
         "best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric,
         "first_logged": next((h for h in history if "loss" in h), None),
         "last_logged": next((h for h in reversed(history) if "loss" in h), None),
     }
+
+
+def resumable_checkpoint(run_dir: Path, max_steps: int) -> Optional[str]:
+    """The last complete checkpoint of an interrupted run of this budget in `run_dir`, else `None`."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    if last is None or (run_dir / "model.safetensors").exists():
+        return None
+    state = Path(last) / "trainer_state.json"
+    if not state.exists() or json.loads(state.read_text()).get("max_steps") != max_steps:
+        return None
+    return last
 
 
 def _evaluate(model_dir: Path, data: dict[str, Any], dataset_name: str, args, **settings: Any) -> list[dict]:
@@ -127,7 +150,8 @@ def _evaluate(model_dir: Path, data: dict[str, Any], dataset_name: str, args, **
     from cgdmer_hf.evaluation import EvaluationSettings, evaluate_model
 
     result = evaluate_model(str(model_dir), data[dataset_name], settings=EvaluationSettings(
-        random_baseline=False, bootstrap=args.bootstrap, plots=False, **settings))
+        random_baseline=False, bootstrap=args.bootstrap, plots=False, keep_test_scores=True, **settings))
+    save_test_scores(model_dir.name, dataset_name, result["test_scores"], args.results_dir)
     rows = []
     for row in result["results"]:
         if row["task"] != "zero-shot":
@@ -135,6 +159,61 @@ def _evaluate(model_dir: Path, data: dict[str, Any], dataset_name: str, args, **
         rows.append({"dataset": dataset_name, "label_set": dataset_name,
                      "test_records": result["splits"].get("test"), **row})
     return rows
+
+
+def save_test_scores(row: str, dataset: str, scores: dict[str, Any], results_dir: Path) -> None:
+    """Add the test labels and score arrays of one evaluation to `ptbxl_mini_scores/<row>.npz` (float16), so
+    rows can be compared record by record (paired bootstrap)."""
+    import numpy as np
+
+    path = results_dir / "ptbxl_mini_scores" / f"{row}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored = dict(np.load(path)) if path.exists() else {}
+    stored.update({f"{dataset}/{name}": np.asarray(value, dtype=np.float16) for name, value in scores.items()})
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **stored)
+    tmp.replace(path)
+
+
+def paired_probe_differences(results_dir: Path, reference: str, rows: list[str], seeds: list[int],
+                             resamples: int = 1000) -> dict[str, Any]:
+    """Linear-probe AUC of each row minus the `reference` row (mean over seeds, PTB-XL super fold 10), with a 95 %
+    paired bootstrap CI: the same resampled test records for both rows."""
+    import numpy as np
+
+    from cgdmer_hf.evaluation import macro_roc_auc
+
+    def load(row: str):
+        path = results_dir / "ptbxl_mini_scores" / f"{row}.npz"
+        return dict(np.load(path)) if path.exists() else None
+
+    ref = load(reference)
+    out: dict[str, Any] = {}
+    if ref is None:
+        return out
+    labels = ref["super/labels"].astype(np.float64)
+    rng = np.random.RandomState(0)
+    samples = [rng.randint(0, len(labels), len(labels)) for _ in range(resamples)]
+    for row in rows:
+        other = load(row)
+        if other is None or row == reference:
+            continue
+        out[row] = {}
+        for fraction in ("1pct", "10pct", "100pct"):
+            keys = [f"super/linear-probe_pretrained_{fraction}_seed{s}" for s in seeds]
+            if not all(k in ref and k in other for k in keys):
+                continue
+
+            def diff(idx):
+                return float(np.mean([macro_roc_auc(other[k][idx].astype(np.float64), labels[idx])
+                                      - macro_roc_auc(ref[k][idx].astype(np.float64), labels[idx]) for k in keys]))
+
+            boot = [diff(idx) for idx in samples]
+            boot = [b for b in boot if not np.isnan(b)]
+            out[row][fraction] = {"difference": round(diff(np.arange(len(labels))), 4),
+                                  "ci95": [round(float(np.percentile(boot, 2.5)), 4),
+                                           round(float(np.percentile(boot, 97.5)), 4)]}
+    return out
 
 
 def zero_shot_rows(model_dir: Path, data: dict[str, Any], args) -> list[dict[str, Any]]:
@@ -208,11 +287,20 @@ def markdown(results: dict[str, Any]) -> str:
         cells = [summary_cell(row["evaluation"], task="zero-shot", dataset=d, prompt_selection="ensemble")
                  for d in ZERO_SHOT_SETS]
         lines.append("| " + " | ".join([name, *cells]) + " |")
-    lines += ["", "Training losses, first → last logged step (25 → 600; `n/t`: weight 0, computed but not trained). "
+    lines += ["", f"Training losses, first → last logged step (25 → {results['max_steps']}; `n/t`: weight 0, computed but "
+              "not trained). "
               "The masked-ECG loss is a per-patch normalised MSE: predicting zeros scores 1.0.", "",
               "| row | masked-ECG loss | masked-report loss | alignment loss |", "|---|---|---|---|"]
     for name, row in results["rows"].items():
         lines.append("| " + " | ".join([name, *loss_cells(row)]) + " |")
+    paired = results.get("paired_probe_vs_cgdmer") or {}
+    if paired:
+        lines += ["", "Linear probe, each row minus `cgdmer` (mean over seeds; 95 % paired bootstrap CI over the same "
+                  "fold-10 records):", "", "| row | probe 1 % | probe 10 % | probe 100 % |", "|---|---|---|---|"]
+        for name, diffs in paired.items():
+            cells = [f"{d['difference']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else "–"
+                     for d in (diffs.get(f) for f in ("1pct", "10pct", "100pct"))]
+            lines.append("| " + " | ".join([name, *cells]) + " |")
     lines += ["", "Rows:"] + [f"- `{n}`: {row['description']}" for n, row in results["rows"].items()]
     return "\n".join(lines) + "\n"
 
@@ -244,9 +332,27 @@ def chosen_prompts(evaluation: list[dict[str, Any]]) -> dict[str, dict[str, list
     return sets
 
 
-def ship(results: dict[str, Any], target: Path) -> None:
-    """Export the full CG-DMER row as a complete fp16 model folder with a model card and its fold-9 prompts
-    (`zero_shot_prompts/<set>.json`, loadable with `load_prompt_set(path)`)."""
+def masked_ecg_check(model, validation, figure: Path) -> dict[str, float]:
+    """Fold-9 masked-ECG loss (eval masks) and limb-lead loss (from leads I and II alone) of a pretraining model,
+    and a PNG of masked patches against the truth (`benchmarks/masked_ecg_curve.py` does the work)."""
+    import importlib.util
+
+    from cgdmer_hf.evaluation import ecg_collate
+
+    spec = importlib.util.spec_from_file_location("masked_ecg_curve", REPO / "benchmarks" / "masked_ecg_curve.py")
+    curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curve)
+    val = validation.select_columns(["ecg_values", "lead_mask", "ecg_attention_mask"]).with_format("numpy")
+    batches = [ecg_collate([val[j] for j in range(i, min(i + 64, len(val)))]) for i in range(0, len(val), 64)]
+    curve.plot_reconstructions(model, batches[0], figure)
+    return {"fold9_masked_ecg_loss": round(curve.fold9_loss(model, batches), 4),
+            "fold9_limb_lead_loss": round(curve.fold9_loss(model, batches, limb_leads=True), 4)}
+
+
+def ship(results: dict[str, Any], target: Path, data: dict[str, Any]) -> None:
+    """Export the full CG-DMER row as a complete fp16 model folder with a model card, its fold-9 prompts
+    (`zero_shot_prompts/<set>.json`, loadable with `load_prompt_set(path)`) and a figure of its masked-ECG
+    reconstructions on fold 9."""
     import torch
 
     from cgdmer_hf import CGDMERForPreTraining, CGDMERProcessor
@@ -280,13 +386,17 @@ def ship(results: dict[str, Any], target: Path) -> None:
         "`candidate_labels=load_prompt_set(\"zero_shot_prompts/ptbxl_super.json\")`). CPSC2018 has no validation "
         "split and uses the full `cpsc2018` ensemble. Numbers from `benchmarks/ptbxl_mini.py` of the cgdmer_hf "
         f"repository (preset `{results['preset']}`, {results['max_steps']} steps, {results['machine']}).")
-    training = results["rows"]["cgdmer"]["training"]
-    if training.get("first_logged") and training.get("last_logged"):
-        protocol += (
-            f" Known limitation of this checkpoint: its masked-ECG loss (per-patch normalised MSE, 1.0 for "
-            f"predicting zeros) only went from {training['first_logged']['ecg_loss']:.3f} to "
-            f"{training['last_logged']['ecg_loss']:.3f} in pretraining, so its ECG encoder learned mainly from the "
-            "reports; the repository README compares it with the ablation rows.")
+    check = masked_ecg_check(CGDMERForPreTraining.from_pretrained(target, dtype=torch.float32).eval(),
+                             data["super"]["validation"], target / "masked_ecg_reconstruction.png")
+    results["rows"]["cgdmer"]["shipped_masked_ecg"] = check
+    protocol += (
+        f"\n\n**Masked ECG modeling.** On PTB-XL fold 9 (never trained on) the masked-ECG loss of these weights "
+        f"(per-patch normalised MSE on the masked patches, 75 % of the tokens masked across leads and time) is "
+        f"{check['fold9_masked_ecg_loss']:.4f}, where predicting zeros scores 1.0 and least squares from the visible "
+        f"leads at the same time slot 0.6245; the limb leads III, aVR, aVL and aVF reconstructed from leads I and II "
+        f"alone score {check['fold9_limb_lead_loss']:.4f}. Masked patches (red) against the truth (black, per-patch "
+        "normalised as the loss sees them) on fold-9 records:\n\n"
+        "![Masked-ECG reconstructions on fold 9](masked_ecg_reconstruction.png)")
     make_model_card(target, card_results, repo_id="cgdmer-base", evaluation_protocol=protocol).save(
         target / "README.md")
     print(f"shipped {target} ({sum(f.stat().st_size for f in target.iterdir()) / 2**20:.1f} MiB)")
@@ -306,7 +416,16 @@ def reevaluate_zero_shot(results: dict[str, Any], name: str, data: dict[str, Any
 
 
 def write_results(results: dict[str, Any], results_dir: Path) -> None:
-    (results_dir / "ptbxl_mini.json").write_text(json.dumps(results, indent=2, default=str))
+    """Write the JSON and the table; rows another process wrote meanwhile (rows may run in parallel) are kept."""
+    path = results_dir / "ptbxl_mini.json"
+    if path.exists():
+        results["rows"] = {**json.loads(path.read_text())["rows"], **results["rows"]}
+    if "cgdmer" in results["rows"]:
+        results["paired_probe_vs_cgdmer"] = paired_probe_differences(
+            results_dir, "cgdmer", list(results["rows"]), results["seeds"], resamples=results.get("bootstrap", 1000))
+    tmp = results_dir / "ptbxl_mini.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2, default=str))
+    tmp.replace(path)
     (results_dir / "ptbxl_mini.md").write_text(markdown(results))
     print(markdown(results))
 
@@ -329,7 +448,8 @@ def main() -> int:
     machine = (torch.cuda.get_device_name() if torch.cuda.is_available()
                else f"CPU ({os.cpu_count()} cores, {platform.machine()}), torch {torch.__version__}")
     budget = dict(preset=spec["preset"], max_steps=args.max_steps, batch_size=args.batch_size,
-                  learning_rate=args.learning_rate, seeds=args.seeds, pretrain_seed=args.pretrain_seed)
+                  learning_rate=args.learning_rate, seeds=args.seeds, pretrain_seed=args.pretrain_seed,
+                  bootstrap=args.bootstrap)
     changed = {k: (results[k], v) for k, v in budget.items() if results["rows"] and k in results and results[k] != v}
     if changed:
         raise SystemExit(f"{out_json} holds rows made with other settings {changed} (old, new): every row must use "
@@ -352,14 +472,17 @@ def main() -> int:
         model_dir, training = pretrain_row(name, row_spec, spec["preset"], data, args)
         start = time.perf_counter()
         evaluation = evaluate_row(model_dir, data, args)
-        results["rows"][name] = {"description": row_spec["description"], "overrides": row_spec.get("overrides", {}),
-                                 "model_dir": str(model_dir), "training": training, "evaluation": evaluation,
-                                 "evaluation_seconds": round(time.perf_counter() - start, 1)}
+        row = {"description": row_spec["description"], "overrides": row_spec.get("overrides", {}),
+               "model_dir": str(model_dir), "training": training, "evaluation": evaluation,
+               "evaluation_seconds": round(time.perf_counter() - start, 1),
+               "load_average_1min": os.getloadavg()[0]}
+        results["rows"][name] = row
         write_results(results, args.results_dir)
     if args.reevaluate:
         write_results(results, args.results_dir)
     if args.ship:
-        ship(results, args.ship)
+        ship(results, args.ship, data)
+        write_results(results, args.results_dir)
     return 0
 
 

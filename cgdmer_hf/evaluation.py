@@ -528,6 +528,7 @@ class EvaluationSettings:
     bootstrap: int = 1000
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     plots: bool = True
+    keep_test_scores: bool = False  # return every test score array (`test_scores`, not written to results.json)
 
     def __post_init__(self):
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -564,6 +565,7 @@ class _Harness:
         if settings.random_baseline:
             self.encoders["random_init"] = random_init_like(model, settings.random_seed)
         self._features: dict[tuple[str, str, str], np.ndarray] = {}
+        self.test_scores: dict[str, np.ndarray] = {}
 
     def features(self, encoder: str, split: str, kind: str) -> np.ndarray:
         key = (encoder, split, kind)
@@ -577,6 +579,8 @@ class _Harness:
     def _test(self, name: str, scores: np.ndarray, seed: int = 0) -> dict[str, Any]:
         """Score on the test split (the only place it is read); ROC curves are kept for the first seed."""
         labels = self.data.labels("test")
+        if self.settings.keep_test_scores:
+            self.test_scores[name] = np.asarray(scores, dtype=np.float32)
         if seed == self.settings.seeds[0]:
             self.curves.append((name, scores, labels))
         return score(scores, labels, self.data.label_names, self.settings.bootstrap, seed)
@@ -728,6 +732,8 @@ def evaluate_model(model: Any, data: Any, output_dir: Optional[Union[str, os.Pat
     }
     if output_dir is not None:
         write_results(results, harness.curves if settings.plots else [], output_dir)
+    if settings.keep_test_scores:
+        results["test_scores"] = {"labels": data.labels("test").astype(np.float32), **harness.test_scores}
     return results
 
 

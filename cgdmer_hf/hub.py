@@ -352,8 +352,15 @@ def input_specification(config: dict[str, Any], fe: dict[str, Any], tokenizer: O
 
 def _tower_text(config: dict[str, Any]) -> tuple[str, str, str]:
     ecg, text = config.get("ecg_config", {}), config.get("text_config", {})
+    layout = {"divided": "divided attention (across time within a lead, then across leads at a time slot)",
+              "joint": "joint attention over all tokens"}
+    tokens = ("lead x patch tokens" if ecg.get("token_mode", "lead_patch") == "lead_patch"
+              else "lead-agnostic patch tokens")
+    decoder = (f"masked-ECG decoder with {layout.get(ecg.get('decoder_attention', 'joint'), 'joint attention')}"
+               + (" and same-time slot pooling" if ecg.get("decoder_slot_pooling") else ""))
     ecg_tower = (f"{ecg.get('num_hidden_layers')}-layer transformer, width {ecg.get('hidden_size')}, "
-                 f"{ecg.get('num_attention_heads')} heads, spatial-temporal lead x patch tokens")
+                 f"{ecg.get('num_attention_heads')} heads, {tokens}, "
+                 f"{layout.get(ecg.get('encoder_attention', 'joint'), 'joint attention')}; {decoder}")
     text_tower = (f"{text.get('num_hidden_layers')}-layer BERT-style encoder, width {text.get('hidden_size')}, "
                   f"vocabulary {text.get('vocab_size')}")
     heads = (f"shared encoder {config.get('shared_num_hidden_layers')} layer(s), specific encoders "

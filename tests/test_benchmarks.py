@@ -28,7 +28,7 @@ def run_main(module, monkeypatch, *argv: str) -> int:
     return module.main()
 
 
-@pytest.mark.parametrize("script", ["ptbxl_mini", "masked_ecg_curve"])
+@pytest.mark.parametrize("script", ["ptbxl_mini", "masked_ecg_curve", "loss_balance"])
 def test_skips_with_message_without_data(script, monkeypatch, tmp_path, capsys):
     module = load_script(script)
     assert run_main(module, monkeypatch, "--data", str(tmp_path), "--results-dir", str(tmp_path / "r")) == 0

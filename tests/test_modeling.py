@@ -87,7 +87,7 @@ def test_pretraining_output_shapes_and_finite_losses(ecg, token_mode, disentangl
     assert out.ecg_mask.shape == (B, tokens)
     assert out.mlm_logits.shape == (B, 9, cfg.text_config.vocab_size)
     assert out.ecg_embeds.shape == out.text_embeds.shape == (B, cfg.projection_dim)
-    expected = (out.ecg_loss + out.text_loss + out.alignment_loss
+    expected = (cfg.ecg_loss_weight * out.ecg_loss + out.text_loss + out.alignment_loss
                 + (cfg.orthogonality_loss_weight * out.orthogonality_loss if disentangle else 0))
     torch.testing.assert_close(out.loss, expected)
 
@@ -219,7 +219,7 @@ def test_ecg_only_pretraining_without_reports(ecg):
     model = CGDMERForPreTraining(tiny()).train()
     out = model(ecg)
     assert out.text_loss is None and out.alignment_loss is None
-    torch.testing.assert_close(out.loss, out.ecg_loss)
+    torch.testing.assert_close(out.loss, model.config.ecg_loss_weight * out.ecg_loss)
 
 
 # ---- leads -------------------------------------------------------------------------------------------------
