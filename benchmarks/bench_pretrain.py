@@ -6,6 +6,7 @@ steps and times the last `--steps`.
 
     python benchmarks/bench_pretrain.py                          # CPU: small, float32
     python benchmarks/bench_pretrain.py --presets small base     # GPU: bf16 by default, MFU against the bf16 peak
+    python benchmarks/bench_pretrain.py --designs default v0.1   # the divided-attention design against v0.1
 
 On a shared CPU, other processes' threads can slow OpenMP down many times over (the 1-minute load average is
 saved with the result); `--threads 1 2` measures both settings.
@@ -29,10 +30,14 @@ from pathlib import Path
 
 import torch
 
+from cgdmer_hf.configuration_cgdmer import LEGACY_DEFAULTS
+
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets.
 BF16_PEAK = {"H200": 989.4e12, "H100 SXM": 989.4e12, "H100 80GB HBM3": 989.4e12, "H100 PCIe": 756.0e12,
              "H100 NVL": 835.0e12, "H100": 989.4e12, "A100": 312.0e12}
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_pretrain.json"
+# ECG tower designs to compare: today's defaults and v0.1's joint attention without routing.
+DESIGNS = {"default": {}, "v0.1": LEGACY_DEFAULTS}
 
 
 def device_peak(name: str) -> float | None:
@@ -42,7 +47,8 @@ def device_peak(name: str) -> float | None:
     return None
 
 
-def build(preset: str, batch_size: int, steps: int, bf16: bool, use_cpu: bool, output_dir: str, num_workers: int):
+def build(preset: str, batch_size: int, steps: int, bf16: bool, use_cpu: bool, output_dir: str, num_workers: int,
+          design: str = "default"):
     from datasets import concatenate_datasets
 
     from cgdmer_hf import CGDMERConfig, CGDMERForPreTraining
@@ -58,7 +64,7 @@ def build(preset: str, batch_size: int, steps: int, bf16: bool, use_cpu: bool, o
     )
 
     tokenizer = load_default_tokenizer()
-    config = configure_for_tokenizer(CGDMERConfig.from_preset(preset), tokenizer)
+    config = configure_for_tokenizer(CGDMERConfig.from_preset(preset, ecg_config=dict(DESIGNS[design])), tokenizer)
     train = prepare_pretraining_dataset(load_ptbxl(sample_data_dir(), split="train"))
     repeats = -(-batch_size * steps // len(train)) + 1
     train = concatenate_datasets([train] * repeats).with_format("torch")
@@ -100,11 +106,11 @@ class Timer:
 
 
 def run(preset: str, batch_size: int, steps: int, warmup: int, bf16: bool, use_cpu: bool, out_dir: str,
-        num_workers: int = 0) -> dict:
+        num_workers: int = 0, design: str = "default") -> dict:
     from transformers import TrainerCallback
 
     cuda = torch.cuda.is_available() and not use_cpu
-    trainer, collator, train = build(preset, batch_size, warmup + steps, bf16, use_cpu, out_dir, num_workers)
+    trainer, collator, train = build(preset, batch_size, warmup + steps, bf16, use_cpu, out_dir, num_workers, design)
     flops = flops_per_pair(trainer, collator, train, batch_size)
     timer = Timer(warmup, cuda)
 
@@ -118,7 +124,7 @@ def run(preset: str, batch_size: int, steps: int, warmup: int, bf16: bool, use_c
     elapsed = timer.times[-1] - timer.times[0]
     pairs_per_s = batch_size * steps / elapsed
     row = {
-        "preset": preset, "batch_size": batch_size, "precision": "bf16" if bf16 else "fp32",
+        "preset": preset, "design": design, "batch_size": batch_size, "precision": "bf16" if bf16 else "fp32",
         "timed_steps": steps, "warmup_steps": warmup, "dataloader_workers": num_workers,
         "pairs_per_s": round(pairs_per_s, 2),
         "parameters_M": round(sum(p.numel() for p in trainer.model.parameters()) / 1e6, 2),
@@ -149,6 +155,8 @@ def main() -> None:
     parser.add_argument("--fp32", action="store_true", help="no bf16 on the GPU")
     parser.add_argument("--num-workers", type=int, default=None,
                         help="data loader workers (default 4 on GPU, where one process cannot feed it, 0 on CPU)")
+    parser.add_argument("--designs", nargs="+", choices=list(DESIGNS), default=["default"],
+                        help="ECG tower designs to time: the defaults and/or v0.1's joint attention")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
 
@@ -163,15 +171,15 @@ def main() -> None:
     steps = args.steps or (50 if cuda else 10)
     load_before = os.getloadavg()[0]
     rows = []
-    for preset, threads in ((p, t) for p in presets for t in args.threads):
+    for preset, design, threads in ((p, d, t) for p in presets for d in args.designs for t in args.threads):
         if threads:
             torch.set_num_threads(threads)
         with tempfile.TemporaryDirectory() as tmp:
             rows.append(run(preset, batch_size, steps, args.warmup, bf16=cuda and not args.fp32, use_cpu=not cuda,
                             out_dir=tmp, num_workers=args.num_workers if args.num_workers is not None else
-                            (4 if cuda else 0)))
+                            (4 if cuda else 0), design=design))
         row = rows[-1]
-        print(f"{row['preset']:>6} | batch {row['batch_size']:>4} | {row['precision']} | {row['pairs_per_s']:>9.2f} "
+        print(f"{row['preset']:>6} | {row['design']:>7} | batch {row['batch_size']:>4} | {row['precision']} | {row['pairs_per_s']:>9.2f} "
               f"pairs/s | peak {row['peak_memory_MiB']:>9.1f} MiB | {row['gflop_per_pair']:.3f} GFLOP/pair | "
               f"{row['achieved_tflop_s']:.4f} TFLOP/s | MFU {row['mfu'] if row['mfu'] is not None else 'n/a'} | "
               f"{row['device']}")

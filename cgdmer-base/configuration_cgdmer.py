@@ -7,6 +7,24 @@ from typing import Any, Optional
 from transformers import PretrainedConfig
 
 STANDARD_LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+ATTENTION_LAYOUTS = ("joint", "divided")
+# ECG config fields added after v0.1.0, with the values that reproduce the architecture of configs saved without
+# them (the defaults of new configs differ).
+LEGACY_DEFAULTS: dict[str, Any] = {"encoder_attention": "joint", "decoder_attention": "joint",
+                                   "decoder_slot_pooling": False}
+
+
+ECG_MODEL_TYPE, MODEL_TYPE = "cgdmer_ecg_model", "cgdmer"
+
+
+def with_legacy_defaults(config_dict: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a saved composite or ECG config dict with `LEGACY_DEFAULTS` filled in where a field is absent."""
+    model_type = config_dict.get("model_type")
+    if model_type == MODEL_TYPE or "ecg_config" in config_dict:
+        return {**config_dict, "ecg_config": with_legacy_defaults(config_dict.get("ecg_config") or {})}
+    if model_type not in (None, ECG_MODEL_TYPE):
+        return config_dict
+    return {**LEGACY_DEFAULTS, **config_dict}
 
 
 class CGDMEREcgConfig(PretrainedConfig):
@@ -31,9 +49,21 @@ class CGDMEREcgConfig(PretrainedConfig):
         time_mask_ratio (`float`, defaults to 0.25): fraction of time patches masked across all leads.
         time_mask_span (`int`, defaults to 2): length in patches of each masked time span.
         norm_pix_loss (`bool`, defaults to `True`): reconstruct per-patch normalised targets.
+        encoder_attention (`str`, *optional*): `"divided"` runs each backbone layer as attention across time within
+            a lead, then across leads at one time slot (TimeSformer-style; needs `token_mode="lead_patch"`);
+            `"joint"` attends over all leads x patches at once. Default: `"divided"` for `"lead_patch"` tokens,
+            `"joint"` for `"all_leads"` tokens.
+        decoder_attention (`str`, *optional*): the same choice for the masked-ECG decoder.
+        decoder_slot_pooling (`bool`, defaults to `True`): every decoder token also receives the mean of the visible
+            tokens at its own time slot (over leads), a parameter-free spatial path for reconstruction.
+        position_init_std (`float`, *optional*): initial standard deviation of the learned lead and time
+            embeddings (default: the model's `initializer_range`, 0.02).
+
+    Configs saved before `encoder_attention`, `decoder_attention` and `decoder_slot_pooling` existed load with
+    the values that reproduce their architecture (`"joint"`, `"joint"`, `False`), see `LEGACY_DEFAULTS`.
     """
 
-    model_type = "cgdmer_ecg_model"
+    model_type = ECG_MODEL_TYPE
     base_config_key = "ecg_config"
 
     def __init__(
@@ -61,6 +91,10 @@ class CGDMEREcgConfig(PretrainedConfig):
         time_mask_ratio: float = 0.25,
         time_mask_span: int = 2,
         norm_pix_loss: bool = True,
+        encoder_attention: Optional[str] = None,
+        decoder_attention: Optional[str] = None,
+        decoder_slot_pooling: bool = True,
+        position_init_std: Optional[float] = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -87,7 +121,17 @@ class CGDMEREcgConfig(PretrainedConfig):
         self.time_mask_ratio = time_mask_ratio
         self.time_mask_span = time_mask_span
         self.norm_pix_loss = norm_pix_loss
+        default_attention = "divided" if token_mode == "lead_patch" else "joint"
+        self.encoder_attention = encoder_attention or default_attention
+        self.decoder_attention = decoder_attention or default_attention
+        self.decoder_slot_pooling = decoder_slot_pooling
+        self.position_init_std = position_init_std
         self._validate()
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
+        """`PretrainedConfig.from_dict`; a saved config that lacks a field added later gets its legacy value."""
+        return super().from_dict(with_legacy_defaults(config_dict), **kwargs)
 
     @property
     def num_leads(self) -> int:
@@ -106,6 +150,15 @@ class CGDMEREcgConfig(PretrainedConfig):
     def _validate(self) -> None:
         if self.token_mode not in ("lead_patch", "all_leads"):
             raise ValueError(f"token_mode must be 'lead_patch' or 'all_leads', got {self.token_mode!r}")
+        for name in ("encoder_attention", "decoder_attention"):
+            value = getattr(self, name)
+            if value not in ATTENTION_LAYOUTS:
+                raise ValueError(f"{name} must be one of {list(ATTENTION_LAYOUTS)}, got {value!r}")
+            if value == "divided" and self.token_mode != "lead_patch":
+                raise ValueError(f"{name}='divided' attends across leads and needs token_mode='lead_patch' "
+                                 f"(got {self.token_mode!r}); set {name}='joint'")
+        if self.position_init_std is not None and self.position_init_std <= 0:
+            raise ValueError(f"position_init_std must be positive, got {self.position_init_std}")
         if self.masking_strategy not in ("spatial_temporal", "random"):
             raise ValueError(
                 f"masking_strategy must be 'spatial_temporal' or 'random', got {self.masking_strategy!r}"
@@ -235,12 +288,13 @@ class CGDMERConfig(PretrainedConfig):
         logit_bias_init_value (`float`, defaults to -10): initial bias of the sigmoid loss.
         ecg_loss_weight, text_loss_weight, alignment_loss_weight, orthogonality_loss_weight (`float`): weights of
             the masked-ECG MSE, masked-report cross-entropy, SigLIP and orthogonality losses. A weight of 0 skips
-            the gradient through that head (the component is still reported, detached).
+            the gradient through that head (the component is still reported, detached). `ecg_loss_weight`
+            defaults to 5: at weight 1 the SigLIP gradient on the ECG backbone is about 10x the masked-ECG one.
         freeze_backbone (`bool`, defaults to `False`): in `CGDMERForECGClassification`, train the head only
             (linear probing).
     """
 
-    model_type = "cgdmer"
+    model_type = MODEL_TYPE
     sub_configs = {"ecg_config": CGDMEREcgConfig, "text_config": CGDMERTextConfig}
     # Outputs the Trainer must not gather in evaluation (features and per-token tensors, not predictions).
     keys_to_ignore_at_inference = ["ecg_representation", "ecg_reconstruction", "ecg_mask", "mlm_logits",
@@ -258,7 +312,7 @@ class CGDMERConfig(PretrainedConfig):
         projection_dim: int = 256,
         logit_scale_init_value: float = 2.302585092994046,
         logit_bias_init_value: float = -10.0,
-        ecg_loss_weight: float = 1.0,
+        ecg_loss_weight: float = 5.0,
         text_loss_weight: float = 1.0,
         alignment_loss_weight: float = 1.0,
         orthogonality_loss_weight: float = 0.1,
@@ -290,6 +344,11 @@ class CGDMERConfig(PretrainedConfig):
         super().__init__(**kwargs)
         if shared_hidden_size % self.shared_num_attention_heads:
             raise ValueError("shared_hidden_size must be divisible by shared_num_attention_heads")
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
+        """`PretrainedConfig.from_dict`; a saved config that lacks a field added later gets its legacy value."""
+        return super().from_dict(with_legacy_defaults(config_dict), **kwargs)
 
     @property
     def custom_pipelines(self) -> dict[str, Any]:

@@ -128,7 +128,8 @@ def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class CGDMERAttention(nn.Module):
-    """Multi-head self-attention with PyTorch SDPA and a key padding mask."""
+    """Multi-head self-attention with PyTorch SDPA; `attn_mask` is a boolean `(B, 1, 1 | L, L)` mask of the keys
+    each query may attend to."""
 
     def __init__(self, hidden_size: int, num_heads: int, dropout: float):
         super().__init__()
@@ -138,10 +139,9 @@ class CGDMERAttention(nn.Module):
         self.out_proj = nn.Linear(hidden_size, hidden_size)
         self.dropout = dropout
 
-    def forward(self, hidden: torch.Tensor, key_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
         batch, length, width = hidden.shape
         qkv = self.qkv(hidden).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        attn_mask = None if key_mask is None else key_mask[:, None, None, :]
         out = F.scaled_dot_product_attention(
             qkv[0], qkv[1], qkv[2], attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
@@ -149,7 +149,7 @@ class CGDMERAttention(nn.Module):
 
 
 class CGDMERLayer(GradientCheckpointingLayer):
-    """Pre-norm transformer encoder layer."""
+    """Pre-norm transformer encoder layer (joint attention over all tokens)."""
 
     def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, eps: float, dropout: float,
                  attention_dropout: float):
@@ -162,37 +162,126 @@ class CGDMERLayer(GradientCheckpointingLayer):
         self.fc2 = nn.Linear(intermediate_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, hidden: torch.Tensor, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        hidden = hidden + self.dropout(self.attention(self.layer_norm1(hidden), key_mask))
+    def mlp(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden + self.dropout(self.fc2(self.act(self.fc1(self.layer_norm2(hidden)))))
+
+    def forward(self, hidden: torch.Tensor, masks: "_AttentionMasks") -> torch.Tensor:
+        hidden = hidden + self.dropout(masks.attend(self.attention, self.layer_norm1(hidden), "joint"))
+        return self.mlp(hidden)
+
+
+class CGDMERDividedLayer(CGDMERLayer):
+    """Pre-norm layer with divided attention (TimeSformer-style): across time within each lead, then across leads
+    at each time slot, then the MLP. `attention` is the temporal attention, `spatial_attention` the spatial one."""
+
+    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, eps: float, dropout: float,
+                 attention_dropout: float):
+        super().__init__(hidden_size, num_heads, intermediate_size, act, eps, dropout, attention_dropout)
+        self.spatial_layer_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.spatial_attention = CGDMERAttention(hidden_size, num_heads, attention_dropout)
+
+    def forward(self, hidden: torch.Tensor, masks: "_AttentionMasks") -> torch.Tensor:
+        hidden = hidden + self.dropout(masks.attend(self.attention, self.layer_norm1(hidden), "temporal"))
+        hidden = hidden + self.dropout(masks.attend(self.spatial_attention, self.spatial_layer_norm(hidden),
+                                                    "spatial"))
+        return self.mlp(hidden)
+
+
+@dataclass
+class TokenGrid:
+    """Where the tokens of a sequence sit on the (leads x patches) grid: `lead_ids` and `time_ids`, `(B, L)`.
+    `full=True` says the sequence is the whole grid in lead-major order (attention can run on reshaped groups)."""
+
+    lead_ids: torch.Tensor
+    time_ids: torch.Tensor
+    num_leads: int
+    num_patches: int
+    full: bool = False
+
+    @classmethod
+    def of(cls, ids: Optional[torch.Tensor], batch: int, num_leads: int, num_patches: int,
+           device: torch.device) -> "TokenGrid":
+        """The grid of the tokens `ids` (positions in the flattened grid), or of the whole grid when `None`."""
+        full = ids is None
+        if full:
+            ids = torch.arange(num_leads * num_patches, device=device).expand(batch, -1)
+        return cls(ids // num_patches, ids % num_patches, num_leads, num_patches, full)
+
+
+class _AttentionMasks:
+    """Key masks of one forward pass, built once and reused by every layer: joint (all valid keys), temporal
+    (same lead) and spatial (same time slot). A query whose group holds no valid key attends to its whole group
+    (its output is never read by valid tokens), so no row is all-masked."""
+
+    def __init__(self, valid: Optional[torch.Tensor], grid: Optional[TokenGrid]):
+        self.valid, self.grid = valid, grid
+        self._cache: dict[str, Optional[torch.Tensor]] = {}
+
+    @staticmethod
+    def _keys(valid: torch.Tensor) -> torch.Tensor:
+        return valid | ~valid.any(dim=-1, keepdim=True)
+
+    def _mask(self, kind: str) -> Optional[torch.Tensor]:
+        if kind not in self._cache:
+            if self.valid is None:
+                self._cache[kind] = None
+            elif kind == "joint":
+                self._cache[kind] = self._keys(self.valid)[:, None, None, :]
+            else:
+                ids = self.grid.lead_ids if kind == "temporal" else self.grid.time_ids
+                same = ids[:, :, None] == ids[:, None, :]
+                keys = same & self.valid[:, None, :]
+                self._cache[kind] = (keys | (same & ~keys.any(-1, keepdim=True)))[:, None]
+        return self._cache[kind]
+
+    def attend(self, attention: CGDMERAttention, hidden: torch.Tensor, kind: str) -> torch.Tensor:
+        """Run `attention` over `hidden` within the groups of `kind` ("joint", "temporal" or "spatial")."""
+        if kind == "joint" or not self.grid.full:
+            return attention(hidden, self._mask(kind))
+        batch, _, width = hidden.shape
+        leads, patches = self.grid.num_leads, self.grid.num_patches
+        grid = hidden.view(batch, leads, patches, width)
+        valid = None if self.valid is None else self.valid.view(batch, leads, patches)
+        if kind == "spatial":
+            grid = grid.transpose(1, 2)
+            valid = None if valid is None else valid.transpose(1, 2)
+        groups = grid.reshape(-1, grid.shape[2], width)
+        mask = None if valid is None else self._keys(valid.reshape(-1, valid.shape[2]))[:, None, None, :]
+        out = attention(groups, mask).view(grid.shape)
+        if kind == "spatial":
+            out = out.transpose(1, 2)
+        return out.reshape(batch, leads * patches, width)
 
 
 class CGDMEREncoder(nn.Module):
-    """A stack of [`CGDMERLayer`] followed by a final LayerNorm."""
+    """A stack of [`CGDMERLayer`] (or [`CGDMERDividedLayer`] with `divided=True`) and a final LayerNorm."""
 
     def __init__(self, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int, act: str = "gelu",
-                 eps: float = 1e-6, dropout: float = 0.0, attention_dropout: float = 0.0):
+                 eps: float = 1e-6, dropout: float = 0.0, attention_dropout: float = 0.0, divided: bool = False):
         super().__init__()
+        layer = CGDMERDividedLayer if divided else CGDMERLayer
+        self.divided = divided
         self.layers = nn.ModuleList(
-            CGDMERLayer(hidden_size, num_heads, intermediate_size, act, eps, dropout, attention_dropout)
+            layer(hidden_size, num_heads, intermediate_size, act, eps, dropout, attention_dropout)
             for _ in range(num_layers)
         )
         self.layer_norm = nn.LayerNorm(hidden_size, eps=eps)
 
-    def forward(self, hidden: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
-        key_mask = None
-        if valid is not None:
-            # A sample without any valid key would give NaN rows; let it attend everywhere instead.
-            key_mask = valid | ~valid.any(dim=-1, keepdim=True)
+    def forward(self, hidden: torch.Tensor, valid: Optional[torch.Tensor] = None,
+                grid: Optional[TokenGrid] = None) -> torch.Tensor:
+        """`valid` (B, L) marks the keys that may be attended to; divided attention needs the tokens' `grid`."""
+        if self.divided and grid is None:
+            raise ValueError("divided attention needs the lead and time position of every token (grid)")
+        masks = _AttentionMasks(valid, grid)
         for layer in self.layers:
-            hidden = layer(hidden, key_mask)
+            hidden = layer(hidden, masks)
         return self.layer_norm(hidden)
 
 
 def _encoder_from(config: CGDMEREcgConfig | CGDMERTextConfig, hidden_size: int, num_layers: int, num_heads: int,
-                  intermediate_size: int) -> CGDMEREncoder:
+                  intermediate_size: int, divided: bool = False) -> CGDMEREncoder:
     return CGDMEREncoder(hidden_size, num_layers, num_heads, intermediate_size, config.hidden_act,
-                         config.layer_norm_eps, config.hidden_dropout_prob, config.attention_dropout)
+                         config.layer_norm_eps, config.hidden_dropout_prob, config.attention_dropout, divided)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -200,14 +289,23 @@ def _encoder_from(config: CGDMEREcgConfig | CGDMERTextConfig, hidden_size: int, 
 # --------------------------------------------------------------------------------------------------------------
 
 
+class CGDMERPositionEmbedding(nn.Embedding):
+    """An `nn.Embedding` of grid positions; `init_std` (when set) overrides the model's `initializer_range`."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, init_std: Optional[float] = None):
+        super().__init__(num_embeddings, embedding_dim)
+        self.init_std = init_std
+
+
 class CGDMERGridPositions(nn.Module):
     """Learned lead and time embeddings of a (groups x patches) token grid; the lead embedding is looked up by
-    lead id (the row of the lead in the standard order), never inferred from the token position."""
+    lead id (the row of the lead in the standard order), never inferred from the token position. `init_std`
+    overrides the model's `initializer_range` for both."""
 
-    def __init__(self, num_groups: int, num_patches: int, hidden_size: int):
+    def __init__(self, num_groups: int, num_patches: int, hidden_size: int, init_std: Optional[float] = None):
         super().__init__()
-        self.lead_embedding = nn.Embedding(num_groups, hidden_size)
-        self.time_embedding = nn.Embedding(num_patches, hidden_size)
+        self.lead_embedding = CGDMERPositionEmbedding(num_groups, hidden_size, init_std)
+        self.time_embedding = CGDMERPositionEmbedding(num_patches, hidden_size, init_std)
 
     def forward(self) -> torch.Tensor:
         """(groups * patches, hidden) lead + time embedding of every grid position, lead-major."""
@@ -229,7 +327,8 @@ class CGDMEREcgEmbeddings(nn.Module):
         self.patch_dim = config.patch_size * (1 if config.token_mode == "lead_patch" else config.num_leads)
         self.patch_projection = nn.Linear(self.patch_dim, config.hidden_size)
         self.patch_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.positions = CGDMERGridPositions(self.num_groups, config.num_patches, config.hidden_size)
+        self.positions = CGDMERGridPositions(self.num_groups, config.num_patches, config.hidden_size,
+                                             config.position_init_std)
 
     def patchify(self, ecg_values: torch.Tensor) -> torch.Tensor:
         """(B, leads, samples) -> (B, groups * patches, patch_dim)."""
@@ -246,9 +345,18 @@ class CGDMEREcgEmbeddings(nn.Module):
         lead_valid = lead_mask.bool() if self.num_groups > 1 else lead_mask.bool().any(-1, keepdim=True)
         return (lead_valid[:, :, None] & patch_valid[:, None, :]).reshape(batch, -1)
 
+    def grid(self, ids: Optional[torch.Tensor], batch: int, device: torch.device) -> TokenGrid:
+        """Grid positions of the tokens `ids` (all tokens when `None`)."""
+        return TokenGrid.of(ids, batch, self.num_groups, self.config.num_patches, device)
+
     def forward(self, ecg_values: torch.Tensor) -> torch.Tensor:
         tokens = self.patch_norm(self.patch_projection(self.patchify(ecg_values)))
         return tokens + self.positions()
+
+
+def _gather_tokens(tokens: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """`tokens[b, ids[b]]` for `(B, L, D)` tokens and `(B, K)` ids."""
+    return torch.gather(tokens, 1, ids[..., None].expand(-1, -1, tokens.shape[-1]))
 
 
 class CGDMEREcgTransformer(nn.Module):
@@ -258,30 +366,51 @@ class CGDMEREcgTransformer(nn.Module):
         super().__init__()
         self.embeddings = CGDMEREcgEmbeddings(config)
         self.encoder = _encoder_from(config, config.hidden_size, config.num_hidden_layers,
-                                     config.num_attention_heads, config.intermediate_size)
+                                     config.num_attention_heads, config.intermediate_size,
+                                     divided=config.encoder_attention == "divided")
 
     def forward(self, ecg_values: torch.Tensor, valid: torch.Tensor, ids_keep: Optional[torch.Tensor] = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.embeddings(ecg_values)
         if ids_keep is not None:
-            tokens = torch.gather(tokens, 1, ids_keep[..., None].expand(-1, -1, tokens.shape[-1]))
+            tokens = _gather_tokens(tokens, ids_keep)
             valid = torch.gather(valid, 1, ids_keep)
-        return self.encoder(tokens, valid), valid
+        grid = self.embeddings.grid(ids_keep, tokens.shape[0], tokens.device)
+        return self.encoder(tokens, valid, grid), valid
 
 
 class CGDMEREcgDecoder(nn.Module):
-    """Light MAE decoder: visible features + mask tokens (with their own lead/time embeddings) -> patches."""
+    """Light MAE decoder: visible features + mask tokens (with their own lead/time embeddings) -> patches.
+
+    With `decoder_slot_pooling`, every token also gets the mean of the visible valid tokens at its time slot
+    (over leads); with `decoder_attention="divided"` its layers attend across time within a lead, then across
+    leads at a time slot.
+    """
 
     def __init__(self, config: CGDMERConfig):
         super().__init__()
         ecg = config.ecg_config
         self.embed = nn.Linear(config.shared_hidden_size, ecg.decoder_hidden_size)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, ecg.decoder_hidden_size))
-        groups = ecg.num_leads if ecg.token_mode == "lead_patch" else 1
-        self.positions = CGDMERGridPositions(groups, ecg.num_patches, ecg.decoder_hidden_size)
+        self.num_groups = ecg.num_leads if ecg.token_mode == "lead_patch" else 1
+        self.num_patches = ecg.num_patches
+        self.slot_pooling = ecg.decoder_slot_pooling
+        self.positions = CGDMERGridPositions(self.num_groups, ecg.num_patches, ecg.decoder_hidden_size,
+                                             ecg.position_init_std)
         self.encoder = _encoder_from(ecg, ecg.decoder_hidden_size, ecg.decoder_num_hidden_layers,
-                                     ecg.decoder_num_attention_heads, ecg.decoder_intermediate_size)
-        self.prediction = nn.Linear(ecg.decoder_hidden_size, ecg.patch_size * (ecg.num_leads // groups))
+                                     ecg.decoder_num_attention_heads, ecg.decoder_intermediate_size,
+                                     divided=ecg.decoder_attention == "divided")
+        self.prediction = nn.Linear(ecg.decoder_hidden_size, ecg.patch_size * (ecg.num_leads // self.num_groups))
+
+    def slot_means(self, visible: torch.Tensor, ids_keep: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, patches, D) mean of the visible valid tokens at each time slot (zero where none is visible)."""
+        batch, _, width = visible.shape
+        weights = torch.gather(valid, 1, ids_keep).to(visible.dtype)[..., None]
+        slots = (ids_keep % self.num_patches)[..., None]
+        sums = visible.new_zeros(batch, self.num_patches, width).scatter_add(1, slots.expand(-1, -1, width),
+                                                                             visible * weights)
+        counts = visible.new_zeros(batch, self.num_patches, 1).scatter_add(1, slots, weights)
+        return sums / counts.clamp(min=1.0)
 
     def forward(self, visible: torch.Tensor, ids_keep: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         batch, num_tokens = valid.shape
@@ -289,7 +418,10 @@ class CGDMEREcgDecoder(nn.Module):
         full = self.mask_token.to(visible.dtype).expand(batch, num_tokens, -1).clone()
         full = full.scatter(1, ids_keep[..., None].expand(-1, -1, visible.shape[-1]), visible)
         full = full + self.positions()
-        return self.prediction(self.encoder(full, valid))
+        if self.slot_pooling:
+            full = full + self.slot_means(visible, ids_keep, valid).repeat(1, self.num_groups, 1)
+        grid = TokenGrid.of(None, batch, self.num_groups, self.num_patches, valid.device)
+        return self.prediction(self.encoder(full, valid, grid))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -344,7 +476,7 @@ class CGDMERPreTrainedModel(PreTrainedModel):
     input_modalities = ("ecg", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
-    _no_split_modules = ["CGDMERLayer"]
+    _no_split_modules = ["CGDMERLayer", "CGDMERDividedLayer"]
     # Weights a checkpoint of another CG-DMER class may lack, initialised fresh (e.g. a new classifier head).
     _new_head_patterns: tuple[str, ...] = ()
 
@@ -353,6 +485,8 @@ class CGDMERPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, CGDMEREcgDecoder):
             init.normal_(module.mask_token, std=self.config.initializer_range)
+        elif isinstance(module, CGDMERPositionEmbedding) and module.init_std is not None:
+            init.normal_(module.weight, std=module.init_std)
         elif isinstance(module, CGDMERModel) and not module.ecg_only:
             init.constant_(module.logit_scale, self.config.logit_scale_init_value)
             init.constant_(module.logit_bias, self.config.logit_bias_init_value)
@@ -668,6 +802,20 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
         order = score.argsort(dim=-1, descending=True)
         return torch.zeros_like(valid).scatter(1, order[:, :num_masked], True)
 
+    @staticmethod
+    def _check_ecg_mask(ecg_mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        if not isinstance(ecg_mask, torch.Tensor) or tuple(ecg_mask.shape) != tuple(valid.shape):
+            shape = tuple(ecg_mask.shape) if isinstance(ecg_mask, torch.Tensor) else type(ecg_mask).__name__
+            raise ValueError(f"ecg_mask must be a bool tensor of shape {tuple(valid.shape)} (batch, leads * "
+                             f"patches, lead-major), got {shape}")
+        mask = ecg_mask.bool().to(valid.device)
+        counts = mask.sum(-1)
+        if (counts != counts[0]).any():
+            raise ValueError(f"ecg_mask must mask the same number of tokens in every row, got {counts.tolist()}")
+        if bool((~mask).sum(-1).eq(0).any()):
+            raise ValueError("ecg_mask masks every token; leave at least one visible")
+        return mask
+
     def _reconstruction_target(self, ecg_values: torch.Tensor) -> torch.Tensor:
         target = self.cgdmer.ecg_model.embeddings.patchify(ecg_values)
         if self.config.ecg_config.norm_pix_loss:
@@ -694,20 +842,26 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
         attention_mask: Optional[torch.Tensor] = None,
         mlm_input_ids: Optional[torch.LongTensor] = None,
         mlm_labels: Optional[torch.LongTensor] = None,
+        ecg_mask: Optional[torch.BoolTensor] = None,
         return_loss: bool = True,
     ) -> CGDMERForPreTrainingOutput:
         """Masked ECG modeling on `ecg_values`; with `input_ids` (clean report tokens) also the SigLIP and
         orthogonality losses; with `mlm_input_ids` + `mlm_labels` (masked copy, -100 = not masked) the masked
-        report loss. Without reports the model trains as an ECG-only masked autoencoder."""
+        report loss. Without reports the model trains as an ECG-only masked autoencoder.
+
+        `ecg_mask` (`(batch, leads * patches)` bool, lead-major, True = masked, the same count in every row)
+        replaces the drawn mask, e.g. to ask the model for chosen leads or time spans."""
         cfg, model = self.config, self.cgdmer
         ecg_values, lead_mask, ecg_attention_mask = self._prepare_ecg_inputs(ecg_values, lead_mask,
                                                                              ecg_attention_mask)
         valid = model.ecg_model.embeddings.token_validity(lead_mask, ecg_attention_mask)
-        generator = None
-        if not self.training:
-            generator = torch.Generator(device="cpu").manual_seed(0)
-        mask = self.generate_ecg_mask(valid, generator)
-        ids_keep = (~mask).nonzero()[:, 1].view(mask.shape[0], -1)
+        if ecg_mask is None:
+            generator = None if self.training else torch.Generator(device="cpu").manual_seed(0)
+            mask = self.generate_ecg_mask(valid, generator)
+        else:
+            mask = self._check_ecg_mask(ecg_mask, valid)
+        # Visible tokens first, in grid order (a stable sort keeps a fixed shape, no nonzero()).
+        ids_keep = mask.to(torch.int8).argsort(dim=-1, stable=True)[:, : int((~mask[0]).sum())]
         ecg = model.encode_ecg(ecg_values, lead_mask, ecg_attention_mask, ids_keep)
         text_embeds = None
         out: dict[str, Optional[torch.Tensor]] = {}

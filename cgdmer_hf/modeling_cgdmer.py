@@ -476,7 +476,7 @@ class CGDMERPreTrainedModel(PreTrainedModel):
     input_modalities = ("ecg", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
-    _no_split_modules = ["CGDMERLayer"]
+    _no_split_modules = ["CGDMERLayer", "CGDMERDividedLayer"]
     # Weights a checkpoint of another CG-DMER class may lack, initialised fresh (e.g. a new classifier head).
     _new_head_patterns: tuple[str, ...] = ()
 

@@ -69,3 +69,33 @@ def test_shipped_fold9_prompts_reproduce_the_card_zero_shot_figure(shared_data):
     card = next(r for r in json.loads((MODEL / "eval_results.json").read_text())["results"]
                 if r["task"] == "zero-shot" and r["dataset"] == "PTB-XL super")
     assert result["results"][0]["roc_auc"] == pytest.approx(card["value"], abs=2e-3)  # fp16 weights vs fp32 run
+
+
+def limb_lead_errors(model_dir):
+    """Per-patch normalised MSE of the limb leads III, aVR, aVL, aVF when only leads I and II are visible, on the
+    bundled PTB-XL records of folds 9-10 (never trained on), for the model and for predicting zeros."""
+    from cgdmer_hf import CGDMERForPreTraining
+
+    model = CGDMERForPreTraining.from_pretrained(model_dir, dtype=torch.float32).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
+    rows = [r for r in load_sample_index() if r["strat_fold"] >= 9]
+    ecg = processor.feature_extractor([sample_record_path(r["ecg_id"]) for r in rows], return_tensors="pt")
+    cfg = model.config.ecg_config
+    masked = torch.ones(len(rows), cfg.num_leads, cfg.num_patches, dtype=torch.bool)
+    masked[:, [cfg.lead_names.index("I"), cfg.lead_names.index("II")]] = False
+    with torch.no_grad():
+        out = model(ecg_values=ecg["ecg_values"], lead_mask=ecg["lead_mask"], ecg_mask=masked.view(len(rows), -1))
+    target = model._reconstruction_target(ecg["ecg_values"]).view(len(rows), cfg.num_leads, cfg.num_patches, -1)
+    recon = out.ecg_reconstruction.view_as(target)
+    limb = [cfg.lead_names.index(name) for name in ("III", "aVR", "aVL", "aVF")]
+    return float(((recon - target) ** 2)[:, limb].mean()), float((target ** 2)[:, limb].mean())
+
+
+def test_masked_limb_leads_are_reconstructed_from_leads_i_and_ii():
+    """Einthoven and Goldberger make III, aVR, aVL and aVF linear combinations of I and II. The v0.1 checkpoint
+    scored 0.994 here (zeros: 1.0); the shipped one about 0.89. Least squares scores 0.24 and ECG-only models
+    without decoder slot pooling about 0.5 (README, *Masked-ECG modeling*), so "far better than zeros" is not
+    reached yet: this pins the gain the checkpoint has."""
+    model_error, zeros_error = limb_lead_errors(MODEL)
+    assert zeros_error == pytest.approx(1.0, abs=0.01)
+    assert model_error < 0.95 * zeros_error, (model_error, zeros_error)

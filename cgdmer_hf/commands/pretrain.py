@@ -203,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
     if o["bf16"] is not None:
         training_args["bf16"] = bool(o["bf16"])
     if o["fsdp"]:
-        training_args.update(fsdp=o["fsdp"], fsdp_config={"transformer_layer_cls_to_wrap": ["CGDMERLayer"]})
+        training_args.update(fsdp=o["fsdp"], fsdp_config={
+            "transformer_layer_cls_to_wrap": ["CGDMERLayer", "CGDMERDividedLayer"]})
     try:
         trainer = pretrain(
             train, o["output_dir"], eval_dataset=val, config=o["preset"], tokenizer=o["tokenizer"],
