@@ -92,15 +92,12 @@ def main() -> int:
         print(f"SKIP: PTB-XL data not found at {args.data} (pass --data); nothing was run.")
         return 0
     from cgdmer_hf.data import load_ptbxl
-    from cgdmer_hf.evaluation import ecg_collate
     from cgdmer_hf.reports import load_default_tokenizer
 
     curve = curve_module()
     splits = {s: load_ptbxl(args.data, label_set="super", split=s) for s in ("train", "validation")}
-    val = splits["validation"].select_columns(["ecg_values", "lead_mask", "ecg_attention_mask"]).with_format("numpy")
     data = {"splits": splits, "pairs": splits["train"].filter(lambda r: bool(r["report"].strip())),
-            "val_batches": [ecg_collate([val[j] for j in range(i, min(i + 64, len(val)))])
-                            for i in range(0, len(val), 64)]}
+            "val_batches": curve.validation_batches(splits["validation"])}
     rows = [run(w, args.steps, data, curve, load_default_tokenizer()) for w in args.weights]
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / "loss_balance.json"

@@ -205,6 +205,15 @@ def limb_lead_loss(model, batch) -> float:
     return float(per_token[:, limb][present].mean()) if bool(present.any()) else float("nan")
 
 
+def validation_batches(dataset, batch_size: int = 64) -> list[dict]:
+    """Model-input batches (ECG columns only) of a prepared split, in order."""
+    from cgdmer_hf.evaluation import ecg_collate
+
+    rows = dataset.select_columns(["ecg_values", "lead_mask", "ecg_attention_mask"]).with_format("numpy")
+    return [ecg_collate([rows[j] for j in range(i, min(i + batch_size, len(rows)))])
+            for i in range(0, len(rows), batch_size)]
+
+
 def fold9_loss(model, batches, limb_leads: bool = False) -> float:
     """Mean masked-ECG loss over the validation batches: the eval masks (fixed seed, the same every time), or
     with `limb_leads` the limb leads reconstructed from leads I and II alone (`limb_lead_loss`)."""
@@ -263,8 +272,8 @@ def main() -> int:
         model = CGDMERForPreTraining(config).train()
     columns = ["ecg_values", "lead_mask", "ecg_attention_mask"]
     splits = {split: load_ptbxl(args.data, label_set="super", split=split) for split in ("train", "validation")}
-    train, val = (splits[s].select_columns(columns).with_format("numpy") for s in ("train", "validation"))
-    val_batches = [ecg_collate([val[j] for j in range(i, min(i + 64, len(val)))]) for i in range(0, len(val), 64)]
+    train = splits["train"].select_columns(columns).with_format("numpy")
+    val_batches = validation_batches(splits["validation"])
     population_cov = lead_covariance(normalised_patches(
         np.stack([train[i]["ecg_values"] for i in range(min(512, len(train)))]), config.ecg_config.patch_size))
     baselines = analytic_baselines(model, val_batches, population_cov)
@@ -297,7 +306,7 @@ def main() -> int:
               "preset": args.preset, "masking": args.masking, "batch_size": args.batch_size,
               "learning_rate": args.learning_rate, "seed": args.seed, "ecg_overrides": ecg_overrides(args.set),
               "ecg_config": {k: getattr(config.ecg_config, k) for k in ARCHITECTURE_FIELDS},
-              "train_records": len(train), "validation_records": len(val),
+              "train_records": len(train), "validation_records": len(splits["validation"]),
               "pairs_per_second": round(args.steps * args.batch_size / train_seconds, 1),
               "load_average_1min": os.getloadavg()[0], "analytic_baselines": baselines,
               "limb_lead_protocol": LIMB_PROTOCOL, "limb_lead_baselines": limb_baselines,

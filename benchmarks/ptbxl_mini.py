@@ -337,13 +337,10 @@ def masked_ecg_check(model, validation, figure: Path) -> dict[str, float]:
     and a PNG of masked patches against the truth (`benchmarks/masked_ecg_curve.py` does the work)."""
     import importlib.util
 
-    from cgdmer_hf.evaluation import ecg_collate
-
     spec = importlib.util.spec_from_file_location("masked_ecg_curve", REPO / "benchmarks" / "masked_ecg_curve.py")
     curve = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(curve)
-    val = validation.select_columns(["ecg_values", "lead_mask", "ecg_attention_mask"]).with_format("numpy")
-    batches = [ecg_collate([val[j] for j in range(i, min(i + 64, len(val)))]) for i in range(0, len(val), 64)]
+    batches = curve.validation_batches(validation)
     curve.plot_reconstructions(model, batches[0], figure)
     return {"fold9_masked_ecg_loss": round(curve.fold9_loss(model, batches), 4),
             "fold9_limb_lead_loss": round(curve.fold9_loss(model, batches, limb_leads=True), 4)}
