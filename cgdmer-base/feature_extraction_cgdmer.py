@@ -2,18 +2,21 @@
 the model's `ecg_values`, `lead_mask` and `ecg_attention_mask`.
 
 Pipeline per record (every setting is an init argument, saved in `preprocessor_config.json`):
-read -> reorder leads by name -> repair short NaN gaps -> optional powerline notch (input rate) -> polyphase
-resampling to `sampling_rate` -> zero-phase band-pass -> crop or pad to `duration` -> per-lead normalisation.
+read -> reorder leads by name -> flag bad leads (clipped, wrapped around, overflowing) -> repair short NaN gaps ->
+optional powerline notch (input rate) -> polyphase resampling to `sampling_rate` -> zero-phase band-pass -> crop or
+pad to `duration` -> per-lead normalisation.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
+from contextlib import contextmanager
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 from scipy import signal as sps
@@ -21,6 +24,8 @@ from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType
 
 from .configuration_cgdmer import STANDARD_LEADS
+
+logger = logging.getLogger(__name__)
 
 NORMALIZATIONS = ("zscore", "robust", "minmax", "none")
 CROPS = ("center", "random", "start")
@@ -39,6 +44,30 @@ for _roman, _num in (("i", "1"), ("ii", "2"), ("iii", "3")):
 for _k in range(1, 7):
     _LEAD_ALIASES[f"c{_k}"] = f"V{_k}"
 
+# Lowest accepted ECG sampling rate (Hz), for every input: below 50 Hz the QRS complex is lost (and a tiny rate
+# would make resampling allocate without bound).
+MIN_SAMPLING_RATE = 50.0
+# Highest rate (Hz) accepted from a WFDB header (files and `wfdb.Record`s). 12-lead ECGs are recorded at 100-1000 Hz
+# (PTB-XL 100/500, INCART 257, MIT-BIH 360, PTB 1000), and a header rate above 2000 Hz is more often a sample count
+# in the rate field (`rec 12 5000`) than a real recording. Arrays have no such cap: their rate is the caller's, and
+# `MAX_RESAMPLE_FACTOR` / `MAX_RESAMPLED_SAMPLES` bound the memory.
+MAX_HEADER_SAMPLING_RATE = 2000.0
+# Largest polyphase up/down factor: the anti-aliasing FIR has 20 * factor + 1 taps.
+MAX_RESAMPLE_FACTOR = 1000
+# Most samples per lead after resampling: 46 h at 100 Hz, 1.5 GiB of float64 for 12 leads.
+MAX_RESAMPLED_SAMPLES = 2**24
+# Shortest run of consecutive samples at a limit of the integer sample range that makes a lead clipped: 10 ms (5
+# samples at 500 Hz; at least 2 samples). A saturated amplifier or ADC flattens each peak it clips for about that
+# long or longer (R waves 10 ms and more); scattered single samples at the limits are not clipping (a file scaled to
+# its own range, wfdb.wrsamp without adc_gain, puts each lead's extremes on the limits).
+CLIP_MIN_S = 0.01
+# Largest magnitude accepted in any unit (mV, uV, raw 32-bit ADC counts): larger values are an overflow, a wrong
+# gain or garbage, which z-scoring would silently turn into zeros.
+MAX_ABS_VALUE = 1e10
+
+# Kinds of bad-lead faults ("NaN/inf", "ADC", "overflow") already logged as a warning in this process.
+_WARNED_FAULT_KINDS: set[str] = set()
+
 # WFDB units to millivolts (other units are kept as they are).
 _TO_MILLIVOLT = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "microvolt": 1e-3, "v": 1e3, "nv": 1e-6}
 
@@ -56,10 +85,23 @@ def canonical_lead_name(name: str) -> Optional[str]:
 # ----------------------------------------------------------------------------------------------------------
 # Cached filter design (designed once per rate, never per record)
 # ----------------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=64)
 def _resample_factors(orig_rate: float, target_rate: float) -> tuple[int, int]:
-    ratio = Fraction(round(target_rate * 1000), round(orig_rate * 1000))
-    if max(ratio.numerator, ratio.denominator) > 1000:
-        ratio = ratio.limit_denominator(1000)
+    """Polyphase factors `(up, down)`, `up / down` = `target_rate / orig_rate` to 1 part in `MAX_RESAMPLE_FACTOR`,
+    both at most `MAX_RESAMPLE_FACTOR`: the anti-aliasing FIR has `20 * max(up, down) + 1` taps."""
+    if not (math.isfinite(orig_rate) and orig_rate > 0):
+        raise ValueError(f"Cannot resample from {orig_rate} Hz: a sampling rate must be a positive number")
+    ratio = Fraction(target_rate) / Fraction(orig_rate)
+    if not 1 / MAX_RESAMPLE_FACTOR <= ratio <= MAX_RESAMPLE_FACTOR:
+        raise ValueError(
+            f"Cannot resample from {orig_rate:g} Hz to {target_rate:g} Hz: the rate ratio {float(ratio):.3g} is beyond "
+            f"the polyphase factor limit of {MAX_RESAMPLE_FACTOR} (the anti-aliasing filter grows to 20 taps per unit "
+            "of factor, the output by the ratio); is the sampling rate right?"
+        )
+    if ratio <= 1:
+        ratio = ratio.limit_denominator(MAX_RESAMPLE_FACTOR)
+    else:
+        ratio = 1 / (1 / ratio).limit_denominator(MAX_RESAMPLE_FACTOR)
     return ratio.numerator, ratio.denominator
 
 
@@ -104,87 +146,262 @@ def _record_base(path: Union[str, os.PathLike]) -> str:
     return base
 
 
-def _fast_read_format16(base: str) -> Optional[tuple[np.ndarray, float, list[str], list[str]]]:
-    """Read the common single-file, format-16 WFDB layout (PTB-XL `.dat`, CinC `.mat` = format `16+24`) with
-    numpy. Returns `None` for anything else so that `wfdb.rdrecord` reads it (wfdb parses headers with pandas
-    at about 4 ms a record, which alone would cap throughput below 250 records/s)."""
+class _Signal(NamedTuple):
+    """A WFDB record's signal: `values` (leads, samples) float64 in millivolts where the units are known, the lead
+    `names`, and `faults`: row -> clipping or wrap-around found in its digital samples."""
+
+    values: np.ndarray
+    names: list[str]
+    faults: dict[int, str]
+
+
+def _header_lines(base: str) -> list[str]:
+    """The non-comment lines of the WFDB header `base.hea`."""
     with open(base + ".hea", encoding="utf-8", errors="strict") as f:
-        lines = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
+        return [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def _record_fields(lines: list[str]) -> dict[str, Any]:
+    """`n_seg`, `n_sig`, `fs` and `sig_len` of the header's record line (wfdb's syntax); `fs` and `sig_len` are
+    `None` when the line omits them (wfdb would silently assume 250 Hz)."""
+    from wfdb.io.header import rx_record
+
+    match = rx_record.match(lines[0]) if lines else None
+    if match is None:
+        raise ValueError(f"invalid record line {lines[0] if lines else ''!r}")
+    fields, tokens = match.groupdict(), lines[0].split()
+    if len(tokens) > 2 and not fields["fs"].strip("."):
+        raise ValueError(f"invalid sampling rate field {tokens[2]!r} in record line {lines[0]!r}")
+    return {
+        "n_seg": int(fields["n_seg"]) if fields["n_seg"] else None,
+        "n_sig": int(fields["n_sig"]),
+        "fs": float(fields["fs"]) if fields["fs"].strip(".") else None,
+        "sig_len": int(fields["sig_len"]) if fields["sig_len"] else None,
+    }
+
+
+def _signal_file_names(lines: list[str], fields: dict[str, Any]) -> list[str]:
+    """The signal file names of a single-segment header, in order of first use (none for a multi-segment one)."""
+    if fields["n_seg"] is not None:
+        return []
+    return list(dict.fromkeys(ln.split()[0] for ln in lines[1 : 1 + fields["n_sig"]]))
+
+
+def is_inside(path: Union[str, os.PathLike], root: Union[str, os.PathLike]) -> bool:
+    """Whether `path` resolves (symlinks followed) to the folder `root` or below it."""
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([os.path.realpath(path), real_root]) == real_root
+
+
+def outside_data_folder(path: Union[str, os.PathLike], root: Union[str, os.PathLike]) -> Optional[str]:
+    """Why the record file `path` is refused: it resolves (symlinks followed) outside the data folder `root`;
+    `None` when it is inside."""
+    if is_inside(path, root):
         return None
-    rec = lines[0].split()
-    if len(rec) < 4 or "/" in rec[0]:
+    return f"record file {os.fspath(path)} resolves to {os.path.realpath(path)}, outside the data folder {root}"
+
+
+def _check_inside(paths: Sequence[str], root: Union[str, os.PathLike]) -> None:
+    """Raise `ValueError` for the first of `paths` that resolves outside the data folder `root`."""
+    for path in paths:
+        reason = outside_data_folder(path, root)
+        if reason:
+            raise ValueError(reason)
+
+
+def _check_signal_file_names(names: Sequence[str], base: str) -> None:
+    """Refuse signal file names (from the header `base.hea`) that are not plain file names next to the header:
+    `..`, paths with a folder, absolute paths."""
+    for name in names:
+        if name in (".", "..") or os.path.basename(name) != name or os.path.isabs(name):
+            raise ValueError(
+                f"signal file {name!r} named in {base}.hea is not a plain file name: WFDB signal files sit next to "
+                "their header"
+            )
+
+
+def _adc_faults(digital: np.ndarray, bits: Sequence[int], fs: float, wfdb_invalid: bool) -> dict[int, str]:
+    """Rows of integer samples (at `fs` Hz) that are clipped or wrapped around, with the problem found.
+
+    Clipped: consecutive samples at a limit `±(2**(bits - 1) - 1)` of their `bits`-bit range for `CLIP_MIN_S` or
+    longer (a saturated amplifier or ADC); scattered samples at the limits are not. Wrapped around: a jump
+    of more than half that range between two samples, which no ECG makes. A row scaled to its own extremes
+    (`_scaled_to_own_range`) touches both limits by construction and may jump that far: it is clipped only when it
+    stays `CLIP_MIN_S` at each limit, and never wrapped. With `wfdb_invalid`, `-2**(bits - 1)` is WFDB's
+    invalid-sample marker, not a value."""
+    min_run = max(2, math.ceil(CLIP_MIN_S * fs))
+    faults = {}
+    for row, (d, b) in enumerate(zip(digital, bits)):
+        problem = _adc_fault(d.astype(np.int64), int(b), min_run, wfdb_invalid)
+        if problem:
+            faults[row] = problem
+    return faults
+
+
+def _adc_fault(d: np.ndarray, bits: int, min_run: int, wfdb_invalid: bool) -> Optional[str]:
+    """The clipping and wrap-around (see `_adc_faults`) of one row `d` of `bits`-bit integer samples, `None` when
+    it has neither; `min_run` is the shortest run of samples at a limit that is clipping."""
+    limit = 2 ** (bits - 1) - 1
+    valid = d != -limit - 1 if wfdb_invalid else np.ones(d.shape, dtype=bool)
+    if not valid.any():
         return None
-    n_sig, n_samp = int(rec[1]), int(rec[3])
-    fs = float(re.split(r"[/(]", rec[2])[0])
-    sig_lines = [ln.split() for ln in lines[1 : 1 + n_sig]]
-    if len(sig_lines) != n_sig or n_sig == 0 or any(len(s) < 9 for s in sig_lines):
+    at_low, at_high = valid & (d <= -limit), d >= limit
+    run_low, run_high = _longest_run(at_low), _longest_run(at_high)
+    if _scaled_to_own_range(d[valid], limit):
+        clipped, wraps = min(run_low, run_high) >= min_run, 0
+    else:
+        clipped = max(run_low, run_high) >= min_run
+        wraps = int(np.count_nonzero((np.abs(np.diff(d)) > limit + 1) & valid[1:] & valid[:-1]))
+    problems = []
+    if clipped:
+        at_limits = int(np.count_nonzero(at_low | at_high))
+        problems.append(f"{at_limits} samples at the ±{limit} limits of its {bits}-bit samples, up to "
+                        f"{max(run_low, run_high)} in a row (clipped)")  # fmt: skip
+    if wraps:
+        problems.append(f"{wraps} jumps of more than {limit + 1} between consecutive samples (wrapped around)")
+    return " and ".join(problems) or None
+
+
+def _scaled_to_own_range(d: np.ndarray, limit: int) -> bool:
+    """Whether integer samples were scaled to span their range: one extreme on a limit, the other within 0.1 % of
+    the other limit (`wfdb.wrsamp` without `adc_gain` maps the minimum to `-limit`, the maximum near `limit`)."""
+    lo, hi = int(d.min()), int(d.max())
+    return (lo <= -limit and hi >= 0.999 * limit) or (hi >= limit and lo <= -0.999 * limit)
+
+
+def _to_millivolt(values: np.ndarray, units: Sequence[str]) -> np.ndarray:
+    """`values` (leads, samples) in millivolts: each row scaled by its WFDB unit (`uV`, `V`, ...); rows in unknown
+    units are kept as they are."""
+    scale = np.array([_TO_MILLIVOLT.get(str(u).strip().lower(), 1.0) for u in units])
+    return values * scale[:, None] if np.any(scale != 1.0) else values
+
+
+def _fast_read_format16(base: str, lines: list[str], fields: dict[str, Any], fs: float) -> Optional[_Signal]:
+    """Read the common single-file, format-16 WFDB layout (PTB-XL `.dat`, CinC `.mat` = format `16+24` or
+    `16x1+24`) with numpy. Returns `None` for anything else so that `wfdb.rdrecord` reads it (wfdb parses headers
+    with pandas at about 4 ms a record, which alone would cap throughput below 250 records/s)."""
+    from wfdb.io.header import rx_signal
+
+    n_sig, n_samp = fields["n_sig"], fields["sig_len"]
+    if fields["n_seg"] is not None or n_samp is None or n_sig == 0:
         return None
-    files = {s[0] for s in sig_lines}
-    fmts = {s[1] for s in sig_lines}
-    if len(files) != 1 or len(fmts) != 1:
+    matches = [rx_signal.match(ln) for ln in lines[1 : 1 + n_sig]]
+    if len(matches) != n_sig or any(m is None or not m["sig_name"] for m in matches):
         return None
-    fmt = re.fullmatch(r"16(?:\+(\d+))?", fmts.pop())
-    if fmt is None:
+    sigs = [m.groupdict() for m in matches]
+    if len({(s["file_name"], s["byte_offset"]) for s in sigs}) != 1:
         return None
-    offset = int(fmt.group(1) or 0)
-    gains, baselines, units, names = [], [], [], []
-    for s in sig_lines:
-        m = re.fullmatch(r"([-+\d.eE]+)(?:\(([-+\d]+)\))?(?:/(\S+))?", s[2])
-        if m is None:
-            return None
-        gain = float(m.group(1)) or 200.0
-        gains.append(gain)
-        baselines.append(float(m.group(2)) if m.group(2) is not None else float(s[4]))
-        units.append(m.group(3) or "mV")
-        names.append(" ".join(s[8:]))
-    data_path = os.path.join(os.path.dirname(base), files.pop())
+    if any(s["fmt"] != "16" or s["samps_per_frame"] not in ("", "1") or s["skew"] not in ("", "0") for s in sigs):
+        return None
+    offset = int(sigs[0]["byte_offset"] or 0)
+    gains = np.array([float(s["adc_gain"] or 0) or 200.0 for s in sigs])  # WFDB: gain 0 means the default 200
+    baselines = np.array([float(s["baseline"] or s["adc_zero"] or 0) for s in sigs])
+    data_path = os.path.join(os.path.dirname(base), sigs[0]["file_name"])
     held = (os.path.getsize(data_path) - offset) // 2
-    if held != n_samp * n_sig:  # truncated, or a header that names fewer/more signals than the file holds
+    if held != n_samp * n_sig:  # truncated, or a header that names fewer/more signals or samples than the file holds
         raise ValueError(f"WFDB signal file {data_path} holds {held} values, header says {n_sig} signals x "
                          f"{n_samp} samples = {n_samp * n_sig}")
-    digital = np.fromfile(data_path, dtype="<i2", count=n_samp * n_sig, offset=offset)
-    digital = digital.reshape(n_samp, n_sig).T
-    physical = (digital - np.asarray(baselines)[:, None]) / np.asarray(gains)[:, None]
+    digital = np.fromfile(data_path, dtype="<i2", count=n_samp * n_sig, offset=offset).reshape(n_samp, n_sig).T
+    physical = (digital - baselines[:, None]) / gains[:, None]
     physical[digital == -32768] = np.nan  # WFDB's invalid-sample marker for format 16
-    return physical, fs, names, units
+    units = [s["units"] or "mV" for s in sigs]
+    faults = _adc_faults(digital, [16] * n_sig, fs, wfdb_invalid=True)
+    return _Signal(_to_millivolt(physical, units), [s["sig_name"] for s in sigs], faults)
 
 
-def read_wfdb_record(path: Union[str, os.PathLike]) -> tuple[np.ndarray, float, list[str]]:
+def read_wfdb_record(
+    path: Union[str, os.PathLike], sampling_rate: Optional[float] = None
+) -> tuple[np.ndarray, float, list[str]]:
     """Read a WFDB record (`path` with or without `.hea`/`.dat`/`.mat`) as `(signal, fs, lead_names)`, with
-    `signal` (leads, samples) float64 in millivolts where the header gives the units."""
+    `signal` (leads, samples) float64 in millivolts where the header gives the units.
+
+    `fs` is the rate the header states. A header that states none (wfdb would silently assume 250 Hz) needs
+    `sampling_rate`; one that states a rate must agree with a given `sampling_rate`. Header rates outside
+    [`MIN_SAMPLING_RATE`, `MAX_HEADER_SAMPLING_RATE`] are refused."""
+    signal, fs = _read_wfdb(path, sampling_rate)
+    return signal.values, fs, signal.names
+
+
+def _read_wfdb(
+    path: Union[str, os.PathLike], sampling_rate: Any = None, data_root: Optional[Union[str, os.PathLike]] = None
+) -> tuple[_Signal, float]:
+    """`(signal, fs)` of the WFDB record `path` (see `read_wfdb_record`); with `data_root`, its header and signal
+    files must resolve inside that folder (the header is not read otherwise)."""
     base = _record_base(path)
+    if data_root is not None:
+        _check_inside([base + ".hea"], data_root)
     if not os.path.isfile(base + ".hea"):
         raise FileNotFoundError(f"WFDB record not found: no header file {base}.hea")
+    with _read_errors(base):
+        lines = _header_lines(base)
+        fields = _record_fields(lines)
+        names = _signal_file_names(lines, fields)
+    if data_root is not None:
+        _check_inside([os.path.join(os.path.dirname(base), name) for name in names], data_root)
+    with _read_errors(base):
+        _check_signal_file_names(names, base)
+    fs = _resolve_rate(fields["fs"], sampling_rate, f"WFDB record {base}")
+    with _read_errors(base):
+        fast = _fast_read_format16(base, lines, fields, fs)
+    return (fast if fast is not None else _read_with_wfdb(base, fs)), fs
+
+
+@contextmanager
+def _read_errors(base: str) -> Iterator[None]:
+    """Re-raise a failed read as `FileNotFoundError` (a missing file) or `ValueError` naming the record."""
     try:
-        fast = _fast_read_format16(base)
+        yield
     except FileNotFoundError as err:
         raise FileNotFoundError(f"WFDB record {base}: signal file missing ({err})") from None
     except (ValueError, UnicodeDecodeError, IndexError) as err:
         raise ValueError(f"Could not read WFDB record {base}: corrupt header or signal file ({err})") from None
-    if fast is not None:
-        sig, fs, names, units = fast
-    else:
-        sig, fs, names, units = _read_with_wfdb(base)
-    scale = np.array([_TO_MILLIVOLT.get(str(u).strip().lower(), 1.0) for u in units])
-    if np.any(scale != 1.0):
-        sig = sig * scale[:, None]
-    return sig, fs, names
 
 
-def _read_with_wfdb(base: str) -> tuple[np.ndarray, float, list[str], list[str]]:
+def _read_with_wfdb(base: str, fs: float) -> _Signal:
     import wfdb
 
     try:
         record = wfdb.rdrecord(base)
+        _check_signal_file_sizes(record, base)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"WFDB record {base}: file missing ({err})") from None
     except Exception as err:  # wfdb raises many types for malformed headers
         raise ValueError(f"Could not read WFDB record {base}: corrupt header or signal file ({err})") from None
-    return _wfdb_record_arrays(record)
+    return _wfdb_record_signal(record, fs)
 
 
-def _wfdb_record_arrays(record: Any) -> tuple[np.ndarray, float, list[str], list[str]]:
+# Packed WFDB formats: (samples, bytes) per group (212: 2 samples in 3 bytes; 310/311: 3 in 4).
+_PACKED_GROUPS = {"212": (2, 3), "310": (3, 4), "311": (3, 4)}
+
+
+def _check_signal_file_sizes(record: Any, base: str) -> None:
+    """Each signal file must hold exactly the header's `sig_len` frames: wfdb reads a longer file silently short.
+
+    A file of `n` = `sig_len` x samples-per-frame samples holds at least their bytes, and less than one frame more
+    or, in a packed format, up to its last group padded to full size."""
+    from wfdb.io._signal import BYTES_PER_SAMPLE
+
+    if type(record).__name__ == "MultiRecord":
+        return
+    files: dict[str, list] = {}
+    for name, fmt, spf, offset in zip(record.file_name, record.fmt, record.samps_per_frame,
+                                      record.byte_offset or [None] * record.n_sig):  # fmt: skip
+        files.setdefault(name, [fmt, 0, offset or 0])[1] += spf
+    for name, (fmt, samples_per_frame, offset) in files.items():
+        if not BYTES_PER_SAMPLE.get(fmt):  # compressed (FLAC) formats have no fixed size
+            continue
+        group_samples, group_bytes = _PACKED_GROUPS.get(fmt, (1, int(BYTES_PER_SAMPLE[fmt])))
+        data_path = os.path.join(os.path.dirname(base), name)
+        size = os.path.getsize(data_path) - offset
+        held = Fraction(size * group_samples, group_bytes)  # samples the bytes make, a fraction in packed formats
+        n = record.sig_len * samples_per_frame
+        padded = -(-n // group_samples) * group_bytes  # bytes of n samples, the last group padded
+        if not (n <= held and (held < n + samples_per_frame or size <= padded)):
+            raise ValueError(f"WFDB signal file {data_path} holds {math.floor(held / samples_per_frame)} samples per "
+                             f"signal, header says {record.sig_len}")  # fmt: skip
+
+
+def _wfdb_record_signal(record: Any, fs: float) -> _Signal:
     if type(record).__name__ == "MultiRecord":
         record = record.multi_to_single(physical=True)
     sig = record.p_signal
@@ -192,11 +409,61 @@ def _wfdb_record_arrays(record: Any) -> tuple[np.ndarray, float, list[str], list
         if record.d_signal is None:
             raise ValueError(f"wfdb.Record {record.record_name!r} holds no signal")
         sig = record.dac()
-    if record.fs is None:
-        raise ValueError(f"wfdb.Record {record.record_name!r} has no sampling frequency (fs)")
     names = list(record.sig_name or [])
     units = list(record.units or ["mV"] * sig.shape[1])
-    return np.asarray(sig, dtype=np.float64).T, float(record.fs), names, units
+    return _Signal(_to_millivolt(np.asarray(sig, dtype=np.float64).T, units), names, _record_faults(record, fs))
+
+
+def _record_faults(record: Any, fs: float) -> dict[int, str]:
+    """`_adc_faults` of a `wfdb.Record`'s digital samples (rebuilt from `p_signal` with its ADC fields); none when
+    the record lacks the fields (`fmt`, `adc_gain`, `baseline`)."""
+    from wfdb.io._signal import BIT_RES
+
+    if not (record.fmt and record.adc_gain and record.baseline) or any(f not in BIT_RES for f in record.fmt):
+        return {}
+    digital = record.d_signal if record.d_signal is not None else record.adc()
+    return _adc_faults(np.asarray(digital).T, [BIT_RES[f] for f in record.fmt], fs, wfdb_invalid=True)
+
+
+def _resolve_rate(stated: Optional[float], given: Any, source: str) -> float:
+    """The sampling rate of the ECG from `source`: the rate its WFDB header states (`stated`, `None` when it
+    states none or `source` is an array), else the caller's `sampling_rate` (`given`). Refuses a missing rate, a
+    conflict between the two, rates below `MIN_SAMPLING_RATE`, and header rates above `MAX_HEADER_SAMPLING_RATE`."""
+    fs = None if given is None else _rate_number(given)
+    if stated is None and fs is None:
+        raise ValueError(
+            f"The header of {source} states no sampling rate (wfdb would assume 250 Hz): pass sampling_rate=<its "
+            "rate in Hz>"
+        )
+    if stated is not None and fs is not None and not math.isclose(fs, stated, rel_tol=1e-6):
+        raise ValueError(f"sampling_rate={given} conflicts with the {stated} Hz in the header of {source}")
+    if stated is None:
+        if fs < MIN_SAMPLING_RATE:
+            raise ValueError(f"sampling_rate={fs:g} Hz is below {MIN_SAMPLING_RATE:g} Hz, the lowest ECG sampling "
+                             "rate accepted (MIN_SAMPLING_RATE)")  # fmt: skip
+        return fs
+    if not MIN_SAMPLING_RATE <= stated <= MAX_HEADER_SAMPLING_RATE:
+        hint = ""
+        if stated > MAX_HEADER_SAMPLING_RATE:
+            hint = (" (is the header's rate field a misplaced sample count? A real recording at this rate can be "
+                    "passed as an array with sampling_rate=<its rate>)")  # fmt: skip
+        raise ValueError(
+            f"The header of {source} states a sampling rate of {stated:g} Hz, outside [{MIN_SAMPLING_RATE:g}, "
+            f"{MAX_HEADER_SAMPLING_RATE:g}] Hz, the range accepted from WFDB headers (MIN_SAMPLING_RATE, "
+            f"MAX_HEADER_SAMPLING_RATE){hint}"
+        )
+    return float(stated)
+
+
+def _rate_number(value: Any) -> float:
+    """The caller's `sampling_rate` as a float; refuses non-numbers, NaN, infinities and rates <= 0."""
+    try:
+        fs = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"sampling_rate must be a number, got {value!r}") from None
+    if not math.isfinite(fs) or fs <= 0:
+        raise ValueError(f"sampling_rate must be a positive number, got {value!r}")
+    return fs
 
 
 def _is_wfdb_record(obj: Any) -> bool:
@@ -211,7 +478,10 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
 
     Accepts a numpy array or torch tensor `(leads, samples)`, a batch `(batch, leads, samples)`, a list of ECGs of
     different lengths, a `wfdb.Record`, or the path of a WFDB record (header + `.dat`, or CinC `.mat`). Arrays
-    need `sampling_rate` (their rate in Hz); WFDB input brings its own rate and lead names.
+    need `sampling_rate` (their rate in Hz); WFDB input brings its own rate and lead names (a header without a rate
+    needs `sampling_rate`). Rates below `MIN_SAMPLING_RATE` (50 Hz) are refused, and so are rates above
+    `MAX_HEADER_SAMPLING_RATE` (2000 Hz) stated in WFDB headers (likely a misplaced sample count; arrays have no
+    such cap) and ECGs longer than `MAX_RESAMPLED_SAMPLES` once resampled.
 
     Args:
         feature_size (`int`, defaults to 12): number of output leads (`len(lead_names)`).
@@ -238,8 +508,14 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
             is below this is flat: it becomes zeros, and with `mask_flat_leads` gets `lead_mask = 0`.
         mask_flat_leads (`bool`, defaults to `True`): treat flat leads as missing.
         max_nan_gap (`float`, defaults to 0.2): longest run of NaN/inf (seconds) repaired by linear interpolation.
-        on_bad_lead (`str`, defaults to `"raise"`): a lead that is all NaN or has a longer NaN run raises a
-            `ValueError` naming it (`"raise"`), or becomes a missing lead with `lead_mask = 0` (`"mask"`).
+        on_bad_lead (`str`, defaults to `"raise"`): a bad lead raises a `ValueError` naming it and the fault
+            (`"raise"`), or becomes a missing lead (zeros, `lead_mask = 0`), logged (`"mask"`; a warning the first
+            time per kind of fault in a process, then at DEBUG level). Bad leads: all NaN or a NaN run longer than
+            `max_nan_gap`; clipped (digital samples at a limit of their integer range, e.g. ±32767 for WFDB format
+            16 and int16 arrays, for `CLIP_MIN_S` = 10 ms in a row) or wrapped around (a jump of more than half that
+            range between two samples), found in the digital samples of WFDB input and integer arrays; values
+            beyond ±`MAX_ABS_VALUE` (overflow). A lead that normalisation turns into zeros for any other reason than
+            flatness (e.g. an IQR of 0 with `"robust"`) always gets `lead_mask = 0`.
         crop (`str`, defaults to `"center"`): default crop of long ECGs: `"center"` (evaluation), `"random"`
             (training augmentation) or `"start"`; can be overridden per call.
         return_attention_mask (`bool`, defaults to `True`): return `ecg_attention_mask`.
@@ -397,12 +673,41 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
                 )
             if problem is None:
                 x[lead, mask] = np.interp(positions[mask], positions[~mask], x[lead, ~mask])
-            elif self.on_bad_lead == "raise":
-                raise ValueError(f"{problem} (set on_bad_lead='mask' to treat it as a missing lead)")
             else:
-                x[lead] = 0.0
-                present[lead] = 0
+                self._bad_lead(x, present, lead, problem, "NaN/inf")
         return x
+
+    def drop_bad_leads(self, x: np.ndarray, present: np.ndarray, faults: dict[int, str]) -> np.ndarray:
+        """Apply `on_bad_lead` to the leads (output rows) in `faults` (row -> problem) and to leads with values
+        beyond ±`MAX_ABS_VALUE`. Modifies `present` in place for masked leads."""
+        huge = (np.abs(x) > MAX_ABS_VALUE) & np.isfinite(x)  # inf is a NaN-like gap, for repair_nans
+        problems = {lead: (f"lead {self.lead_names[lead]} has {problem}", "ADC") for lead, problem in faults.items()}
+        for lead in np.flatnonzero(huge.any(axis=1)):
+            peak = np.abs(x[lead][huge[lead]]).max()
+            problems.setdefault(lead, (f"lead {self.lead_names[lead]} reaches {peak:.3g}, beyond ±{MAX_ABS_VALUE:g} "
+                                       "(overflow or a wrong gain)", "overflow"))  # fmt: skip
+        if not problems:
+            return x
+        x = x.copy()
+        for lead in sorted(problems):
+            if present[lead]:
+                self._bad_lead(x, present, lead, *problems[lead])
+        return x
+
+    def _bad_lead(self, x: np.ndarray, present: np.ndarray, lead: int, problem: str, kind: str) -> None:
+        """Raise for a bad lead (`on_bad_lead="raise"`) or make it a missing lead (`"mask"`), logged as a warning
+        the first time per fault `kind` in this process and at DEBUG level after that (a large data set would
+        flood the log; masked leads show in `lead_mask`)."""
+        if self.on_bad_lead == "raise":
+            raise ValueError(f"{problem} (set on_bad_lead='mask' to treat it as a missing lead)")
+        if kind in _WARNED_FAULT_KINDS:
+            logger.debug("Masking a bad lead: %s", problem)
+        else:
+            _WARNED_FAULT_KINDS.add(kind)
+            logger.warning("Masking a bad lead: %s (further leads masked for %s faults are logged at DEBUG level)",
+                           problem, kind)  # fmt: skip
+        x[lead] = 0.0
+        present[lead] = 0
 
     def notch(self, x: np.ndarray, rate: float) -> np.ndarray:
         """Powerline notch at the input rate (no-op when off or not representable at `rate`)."""
@@ -413,10 +718,22 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
     def resample(self, x: np.ndarray, rate: float) -> np.ndarray:
         """Polyphase resampling (Kaiser-windowed FIR anti-aliasing, as `scipy.signal.resample_poly`) from `rate`
         to `self.sampling_rate`."""
-        up, down = _resample_factors(rate, self.sampling_rate)
+        up, down, _ = self._resample_plan(x.shape[-1], rate)
         if up == down:
             return x
         return sps.resample_poly(x, up, down, axis=-1, window=_polyphase_fir(up, down), padtype="line")
+
+    def _resample_plan(self, n: int, rate: float) -> tuple[int, int, int]:
+        """`(up, down, samples out)` for `n` samples at `rate` Hz; refuses more than `MAX_RESAMPLED_SAMPLES` out."""
+        up, down = _resample_factors(float(rate), float(self.sampling_rate))
+        n_out = -(-n * up // down)
+        if n_out > MAX_RESAMPLED_SAMPLES:
+            raise ValueError(
+                f"ECG of {n} samples at {rate:g} Hz ({n / rate / 3600:.3g} h) would become {n_out} samples per lead at "
+                f"{self.sampling_rate} Hz ({n_out * 8 * len(self.lead_names) / 2**30:.3g} GiB as float64), more than "
+                f"MAX_RESAMPLED_SAMPLES={MAX_RESAMPLED_SAMPLES}; is the sampling rate right? (split longer ECGs)"
+            )
+        return up, down, n_out
 
     def bandpass(self, x: np.ndarray) -> np.ndarray:
         """Zero-phase Butterworth band-pass at the model rate (no-op when `do_bandpass` is off)."""
@@ -446,7 +763,8 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
         return out, valid
 
     def normalize(self, x: np.ndarray, valid: np.ndarray, present: np.ndarray) -> np.ndarray:
-        """Per-lead normalisation over the real samples; flat and absent leads become zeros (never divided)."""
+        """Per-lead normalisation over the real samples; flat and absent leads become zeros (never divided), and
+        leads with no finite positive scale become zeros with `present = 0`."""
         real = valid.astype(bool)
         seg = x if real.all() else x[:, real]
         std = seg.std(axis=1)
@@ -463,7 +781,8 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
             center, scale = (hi + lo) / 2, (hi - lo) / 2
         else:
             center, scale = np.zeros(x.shape[0]), np.ones(x.shape[0])
-        zero = flat | (present == 0) | ~(scale > 0)
+        present[~flat & ~(np.isfinite(scale) & (scale > 0))] = 0  # zeroed by normalisation: a missing lead
+        zero = flat | (present == 0)
         scale = np.where(zero, 1.0, scale)
         out = (x - center[:, None]) / scale[:, None]
         out[zero] = 0.0
@@ -481,6 +800,7 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
         rng: Optional[Union[np.random.Generator, int]] = None,
         return_attention_mask: Optional[bool] = None,
         return_tensors: Optional[Union[str, TensorType]] = None,
+        data_root: Optional[Union[str, os.PathLike]] = None,
         **kwargs: Any,
     ) -> BatchFeature:
         """Preprocess one ECG or a batch.
@@ -495,6 +815,8 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
             crop: `"center"`, `"random"` or `"start"` for ECGs longer than `duration` (default: `self.crop`).
             rng: numpy Generator or seed for `crop="random"`.
             return_tensors: `"pt"` or `"np"`; `None` gives numpy arrays.
+            data_root: a folder that WFDB record paths must stay in: a record whose header or signal files
+                resolve outside it (`..`, absolute paths, symlinks followed) is refused with a `ValueError`.
 
         Returns:
             `BatchFeature` with `ecg_values` (batch, leads, num_samples) float32, `lead_mask` (batch, leads) int64
@@ -516,7 +838,7 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
         values, lead_masks, sample_masks = [], [], []
         for i, (item, rate, item_names) in enumerate(zip(items, rates, names)):
             try:
-                x, present, valid = self._process_one(item, rate, item_names, crop, rng)
+                x, present, valid = self._process_one(item, rate, item_names, crop, rng, data_root)
             except (ValueError, FileNotFoundError) as err:
                 if len(items) == 1:
                     raise
@@ -556,41 +878,48 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
             "(leads, samples), a batch of them, a wfdb.Record or a WFDB record path"
         )
 
-    def _load(self, item: Any, rate: Any, names: Any) -> tuple[np.ndarray, float, Optional[list[str]]]:
-        if isinstance(item, (str, os.PathLike)) or _is_wfdb_record(item):
-            if isinstance(item, (str, os.PathLike)):
-                x, fs, header_names = read_wfdb_record(item)
-                source = f"WFDB record {os.fspath(item)}"
-            else:
-                x, fs, header_names, units = _wfdb_record_arrays(item)
-                scale = np.array([_TO_MILLIVOLT.get(str(u).strip().lower(), 1.0) for u in units])
-                x = x * scale[:, None]
-                source = f"wfdb.Record {item.record_name!r}"
-            if rate is not None and not math.isclose(float(rate), fs, rel_tol=1e-6):
-                raise ValueError(f"sampling_rate={rate} conflicts with the {fs} Hz in the header of {source}")
-            if names is not None and [canonical_lead_name(n) for n in names] != [
-                canonical_lead_name(n) for n in header_names
-            ]:
-                raise ValueError(f"lead_names={list(names)} conflict with {header_names} in the header of {source}")
-            return x, fs, header_names
-        x = _to_numpy(item)
-        if rate is None:
-            raise ValueError(
-                "sampling_rate is required for array input: pass the rate of your ECG in Hz (e.g. "
-                f"sampling_rate=500); it is resampled to the model's {self.sampling_rate} Hz"
-            )
-        try:
-            fs = float(rate)
-        except (TypeError, ValueError):
-            raise ValueError(f"sampling_rate must be a number, got {rate!r}") from None
-        if not math.isfinite(fs) or fs <= 0:
-            raise ValueError(f"sampling_rate must be a positive number, got {rate!r}")
-        return x, fs, None if names is None else list(names)
+    def _load(
+        self, item: Any, rate: Any, names: Any, data_root: Optional[Union[str, os.PathLike]] = None
+    ) -> tuple[np.ndarray, float, Optional[list[str]], Optional[dict[int, str]]]:
+        """`(values, rate, input lead names, ADC faults by input row)`; faults are `None` for arrays (found after
+        the cheap checks, for integer arrays). WFDB paths are confined to `data_root` when given."""
+        if isinstance(item, (str, os.PathLike)):
+            signal, fs = _read_wfdb(item, rate, data_root)
+            source = f"WFDB record {os.fspath(item)}"
+        elif _is_wfdb_record(item):
+            source = f"wfdb.Record {item.record_name!r}"
+            fs = _resolve_rate(item.fs, rate, source)
+            signal = _wfdb_record_signal(item, fs)
+        else:
+            if rate is None:
+                raise ValueError(
+                    "sampling_rate is required for array input: pass the rate of your ECG in Hz (e.g. "
+                    f"sampling_rate=500); it is resampled to the model's {self.sampling_rate} Hz"
+                )
+            x = _to_numpy(item)
+            return x, _resolve_rate(None, rate, "array input"), None if names is None else list(names), None
+        if names is not None and [canonical_lead_name(n) for n in names] != [
+            canonical_lead_name(n) for n in signal.names
+        ]:
+            raise ValueError(f"lead_names={list(names)} conflict with {signal.names} in the header of {source}")
+        return signal.values, fs, signal.names, signal.faults
+
+    def _output_faults(self, faults: dict[int, str], names: Optional[Sequence[str]]) -> dict[int, str]:
+        """Input-row faults keyed by output lead (faults of leads that are not output are dropped)."""
+        canonical = list(self.lead_names) if names is None else [canonical_lead_name(n) for n in names]
+        index = {lead: i for i, lead in enumerate(self.lead_names)}
+        return {index[canonical[row]]: problem for row, problem in faults.items() if canonical[row] in index}
 
     def _process_one(
-        self, item: Any, rate: Any, names: Any, crop: str, rng: Optional[np.random.Generator]
+        self,
+        item: Any,
+        rate: Any,
+        names: Any,
+        crop: str,
+        rng: Optional[np.random.Generator],
+        data_root: Optional[Union[str, os.PathLike]] = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x, fs, names = self._load(item, rate, names)
+        x, fs, names, faults = self._load(item, rate, names, data_root)
         if x.ndim != 2:
             raise ValueError(
                 f"Each ECG must be 2-D (leads, samples), got shape {tuple(x.shape)}; a single lead is x[None] with "
@@ -599,14 +928,15 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
         if x.shape[1] == 0 or x.shape[0] == 0:
             raise ValueError(f"ECG has zero length: shape {tuple(x.shape)}")
         x, present = self.reorder_leads(x, names)
-        up, down = _resample_factors(fs, self.sampling_rate)
-        n_out = -(-x.shape[1] * up // down)
+        _, _, n_out = self._resample_plan(x.shape[1], fs)
         if n_out < self.patch_size:
             raise ValueError(
                 f"ECG has {x.shape[1]} samples at {fs:g} Hz ({x.shape[1] / fs:.3f} s), shorter than one patch "
                 f"({self.patch_size} samples at {self.sampling_rate} Hz = {self.patch_size / self.sampling_rate:g} s)"
             )
+        faults = _integer_faults(x, fs) if faults is None else self._output_faults(faults, names)
         x = x.astype(np.float64, copy=False)
+        x = self.drop_bad_leads(x, present, faults)
         x = self.repair_nans(x, fs, present)
         x = self.notch(x, fs)
         x = self.resample(x, fs)
@@ -618,7 +948,17 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
         return x, present, valid
 
 
+def _integer_faults(x: np.ndarray, fs: float) -> dict[int, str]:
+    """`_adc_faults` of an integer array of up to 32 bits (its dtype gives the ADC range); none for floats."""
+    if x.dtype.kind != "i" or x.dtype.itemsize > 4:
+        return {}
+    return _adc_faults(x, [8 * x.dtype.itemsize] * x.shape[0], fs, wfdb_invalid=False)
+
+
 def _longest_run(mask: np.ndarray) -> int:
+    """Length of the longest run of `True` in the 1-D boolean `mask` (0 when none)."""
+    if not mask.any():
+        return 0
     padded = np.concatenate(([0], mask.view(np.int8), [0]))
     edges = np.flatnonzero(np.diff(padded))
     return int((edges[1::2] - edges[::2]).max()) if edges.size else 0

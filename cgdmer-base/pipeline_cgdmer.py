@@ -14,8 +14,11 @@ it next to the model and `pipeline(model=folder, trust_remote_code=True)` works 
 
 from __future__ import annotations
 
+import numbers
 import os
+import string
 import unicodedata
+from collections.abc import Iterable
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -24,46 +27,146 @@ import torch.nn.functional as F
 from transformers import Pipeline
 
 Prompts = tuple[tuple[str, tuple[str, ...]], ...]
+_LABELS_REQUIRED = "candidate_labels is required: a list of labels or a mapping label -> descriptions"
 
 
 def build_prompts(
     candidate_labels: Union[Sequence[str], Mapping[str, Union[str, Sequence[str]]], None],
-    hypothesis_template: str = "{}",
+    hypothesis_template: Optional[str] = None,
 ) -> Prompts:
-    """Normalise `candidate_labels` into `((label, (description, ...)), ...)`.
+    """Validate and normalise `candidate_labels` into `((label, (description, ...)), ...)`.
 
-    A list of labels gives one description per label, `hypothesis_template.format(label)`; a mapping
-    `label -> description(s)` is a prompt ensemble (the template is not applied). Empty inputs raise a `ValueError`
-    naming the problem.
+    A list of labels (or one string, one label) gives one description per label, `hypothesis_template.format(label)`
+    (default `"{}"`); a mapping `label -> description(s)` is a prompt ensemble and takes no template (blank
+    descriptions are dropped). Labels and texts must be valid Unicode strings; non-strings (`None`, numbers, bytes)
+    raise a `TypeError`, empty, duplicated (after NFC and whitespace normalisation) or unencodable ones, a bad
+    template and an empty set a `ValueError`, each naming the offending value.
     """
     if candidate_labels is None:
-        raise ValueError("candidate_labels is required: a list of labels or a mapping label -> descriptions")
-    if isinstance(candidate_labels, str):
-        candidate_labels = [candidate_labels]
+        raise ValueError(_LABELS_REQUIRED)
     if isinstance(candidate_labels, Mapping):
-        items = []
-        for label, descriptions in candidate_labels.items():
-            if isinstance(descriptions, str):
-                descriptions = [descriptions]
-            descriptions = tuple(unicodedata.normalize("NFC", str(d)) for d in (descriptions or ()) if str(d).strip())
-            if not descriptions:
-                raise ValueError(f"candidate label {label!r} has no description")
-            items.append((str(label), descriptions))
+        if hypothesis_template is not None:
+            raise ValueError(f"hypothesis_template={hypothesis_template!r} applies to a list of labels, but "
+                             "candidate_labels is a mapping label -> descriptions, whose descriptions are used as "
+                             "given; drop hypothesis_template or write it into the descriptions")
+        _check_texts(list(candidate_labels), "candidate_labels")
+        items = [(label, _descriptions(label, d)) for label, d in candidate_labels.items()]
     else:
-        if "{}" not in hypothesis_template:
-            raise ValueError(f"hypothesis_template must contain '{{}}', got {hypothesis_template!r}")
-        labels = [str(label) for label in candidate_labels]
-        blank = [label for label in labels if not label.strip()]
-        if blank:
-            raise ValueError(f"candidate_labels contains an empty label: {labels}")
-        items = [(label, (unicodedata.normalize("NFC", hypothesis_template.format(label)),)) for label in labels]
+        template = _check_template("{}" if hypothesis_template is None else hypothesis_template)
+        labels = _label_list(candidate_labels)
+        _check_texts(labels, "candidate_labels")
+        items = [(label, (unicodedata.normalize("NFC", template.format(label)),)) for label in labels]
     if not items:
         raise ValueError("candidate_labels is empty: give at least one label")
-    names = [label for label, _ in items]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(f"candidate_labels has duplicated labels: {duplicates}")
+    _check_unique([label for label, _ in items])
     return tuple(items)
+
+
+def _label_list(candidate_labels: Any) -> list[Any]:
+    """`candidate_labels` as a list: one string is one label; bytes and non-iterables are refused."""
+    if isinstance(candidate_labels, str):
+        return [candidate_labels]
+    if isinstance(candidate_labels, (bytes, bytearray)) or not isinstance(candidate_labels, Iterable):
+        raise TypeError("candidate_labels must be a list of strings or a mapping label -> descriptions, got "
+                        f"{type(candidate_labels).__name__} {candidate_labels!r}")
+    return list(candidate_labels)
+
+
+def _descriptions(label: str, descriptions: Any) -> tuple[str, ...]:
+    """The non-blank, NFC-normalised descriptions of one label of a prompt ensemble."""
+    if isinstance(descriptions, str):
+        descriptions = [descriptions]
+    if isinstance(descriptions, (bytes, bytearray, Mapping)) or not isinstance(descriptions, Iterable):
+        raise TypeError(f"candidate label {label!r} must map to a string or a list of strings, got "
+                        f"{type(descriptions).__name__} {descriptions!r}")
+    descriptions = list(descriptions)
+    _check_texts(descriptions, f"the descriptions of candidate label {label!r}", allow_blank=True)
+    kept = tuple(unicodedata.normalize("NFC", d) for d in descriptions if d.strip())
+    if not kept:
+        raise ValueError(f"candidate label {label!r} has no description")
+    return kept
+
+
+def _check_texts(texts: Sequence[Any], what: str, allow_blank: bool = False) -> None:
+    """Refuse non-strings (`TypeError`), strings the tokenizer cannot encode and, unless `allow_blank`, blank
+    strings (`ValueError`); the message names `what` and every offending value."""
+    not_str = [t for t in texts if not isinstance(t, str)]
+    if not_str:
+        hint = " (decode bytes first, e.g. label.decode('utf-8'))" if any(isinstance(t, bytes) for t in not_str) else ""
+        raise TypeError(f"{what} must be strings; got the non-string value(s) {not_str!r}{hint}")
+    invalid = [t for t in texts if not _is_encodable(t)]
+    if invalid:
+        raise ValueError(f"{what} must be valid Unicode text; {invalid!r} contain a lone surrogate code point, "
+                         "which the tokenizer cannot encode")
+    if not allow_blank and any(not t.strip() for t in texts):
+        raise ValueError(f"{what} contains an empty label: {list(texts)!r}")
+
+
+# processing_cgdmer._check_texts makes the same encodability check: this file imports no sibling module, so that it
+# is copied alone as remote code (a `from .processing_cgdmer import` would pull in the feature extractor too).
+def _is_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_template(template: Any) -> str:
+    """`template` if it is a string with exactly one `{}` (literal braces doubled); else a clear error."""
+    if not isinstance(template, str):
+        raise TypeError(f"hypothesis_template must be a string with one '{{}}' where the label goes, got "
+                        f"{type(template).__name__} {template!r}")
+    try:
+        fields = [_field(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+        problem = None if fields == ["{}"] else (f"it has the placeholders {fields}" if fields else
+                                                 "it has no placeholder")
+    except ValueError as err:
+        problem = f"it is not a valid format string ({err})"
+    if problem:
+        raise ValueError(f"hypothesis_template must contain '{{}}' exactly once, where the label goes (write '{{{{' "
+                         f"and '}}}}' for literal braces), got {template!r}: {problem}")
+    _check_texts([template], "hypothesis_template", allow_blank=True)
+    return template
+
+
+def _field(name: str, spec: Optional[str], conversion: Optional[str]) -> str:
+    return "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+
+
+def _check_unique(labels: Sequence[str]) -> None:
+    """Refuse labels that are equal after NFC and whitespace normalisation (they would be scored twice)."""
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        groups.setdefault(" ".join(unicodedata.normalize("NFC", label).split()), []).append(label)
+    duplicated = [group for group in groups.values() if len(group) > 1]
+    if duplicated:
+        names = sorted({label for group in duplicated for label in group})
+        note = "" if all(len(set(g)) == 1 for g in duplicated) else \
+            " (equal after Unicode NFC normalisation and whitespace collapsing)"
+        raise ValueError(f"candidate_labels has duplicated labels: {names}{note}")
+
+
+def _check_top_k(top_k: Any) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
+        raise TypeError(f"top_k must be a positive integer, got {type(top_k).__name__} {top_k!r}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k}")
+    return int(top_k)
+
+
+def _check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _check_lead_names(lead_names: Any) -> None:
+    """A single string is refused: it would be read as one lead name per character."""
+    if isinstance(lead_names, (str, bytes)):
+        raise TypeError(f"lead_names must be a list with one name per row of the ECG, got the string {lead_names!r}"
+                        f"; for a one-lead ECG pass [{lead_names!r}]")
 
 
 def _dual_encoder(model: torch.nn.Module) -> torch.nn.Module:
@@ -86,6 +189,18 @@ class _ECGPipelineMixin:
             return list(ecgs)
         return ecgs
 
+    def _call(self, ecgs: Any, kwargs: dict[str, Any]) -> Any:
+        """`Pipeline.__call__` on the split inputs; an empty batch gives `[]` once the arguments are validated."""
+        ecgs = self._split_inputs(ecgs)
+        if isinstance(ecgs, list) and not ecgs:
+            self._validate_arguments({k: v for k, v in kwargs.items() if k not in ("batch_size", "num_workers")})
+            return []
+        return Pipeline.__call__(self, ecgs, **kwargs)
+
+    def _validate_arguments(self, kwargs: dict[str, Any]) -> None:
+        """Refuse bad call arguments without running the model (an empty batch still checks them)."""
+        self._sanitize_parameters(**kwargs)
+
     def _preprocess_ecg(self, ecg: Any, sampling_rate: Optional[float], lead_names: Optional[Sequence[str]]):
         if isinstance(ecg, Mapping):
             unknown = set(ecg) - {"ecg", "sampling_rate", "lead_names"}
@@ -95,13 +210,14 @@ class _ECGPipelineMixin:
             sampling_rate = ecg.get("sampling_rate", sampling_rate)
             lead_names = ecg.get("lead_names", lead_names)
             ecg = ecg["ecg"]
+        _check_lead_names(lead_names)
         if self.feature_extractor is None:
             raise ValueError("This pipeline has no feature extractor; pass feature_extractor= to pipeline()")
         try:
             inputs = self.feature_extractor(ecg, sampling_rate=sampling_rate, lead_names=lead_names,
                                             return_tensors="pt")
         except (ValueError, FileNotFoundError, TypeError) as err:
-            raise type(err)(f"The feature extractor rejected the ECG {_describe(ecg)}: {err}") from None
+            raise _rewrapped(err, f"The feature extractor rejected the ECG {_describe(ecg)}: {err}") from None
         if inputs["ecg_values"].shape[0] != 1:
             raise ValueError(f"Expected one ECG per input, got a batch of {inputs['ecg_values'].shape[0]}; pass a "
                              "list (or a 3-D array) to classify several ECGs")
@@ -111,6 +227,15 @@ class _ECGPipelineMixin:
     @staticmethod
     def _ecg_kwargs(model_inputs: Mapping[str, Any]) -> dict[str, Any]:
         return {k: model_inputs[k] for k in ("ecg_values", "lead_mask", "ecg_attention_mask") if k in model_inputs}
+
+
+def _rewrapped(err: Exception, message: str) -> Exception:
+    """`err`'s type with `message`; a plain `ValueError` / `TypeError` for types that take other arguments
+    (`UnicodeDecodeError`)."""
+    try:
+        return type(err)(message)
+    except TypeError:
+        return (TypeError if isinstance(err, TypeError) else ValueError)(message)
 
 
 def _describe(ecg: Any) -> str:
@@ -132,7 +257,7 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
     Inputs: an array `(leads, samples)` with `sampling_rate` (and `lead_names` when the rows are not the standard
     I, II, III, aVR, aVL, aVF, V1-V6), a WFDB record path, a `wfdb.Record`, a dict `{"ecg": ..., "sampling_rate":
     ..., "lead_names": ...}`, or a list / 3-D array of them (one result list per ECG; `batch_size=` batches the
-    model calls). Text embeddings of the candidate labels are computed once per call.
+    model calls; an empty list gives `[]`). Text embeddings of the candidate labels are computed once per call.
     """
 
     _load_processor = False
@@ -149,20 +274,22 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
 
         Args:
             ecgs: see the class docstring.
-            candidate_labels (`list[str]` or `dict[str, list[str]]`): the labels, or a mapping label -> one or more
-                descriptions (a prompt ensemble, e.g. `cgdmer_hf.load_prompt_set("ptbxl_super")`).
-            hypothesis_template (`str`, defaults to `"{}"`): how a label of a list becomes its text; unused with a
-                mapping. Reports are terse ("sinus rhythm. left bundle branch block."), so the label alone works
-                best unless the model was trained otherwise.
-            sampling_rate (`float`): rate (Hz) of array input. lead_names (`list[str]`): names of its rows.
-            top_k (`int`, *optional*): keep the `top_k` best labels.
+            candidate_labels (`list[str]` or `dict[str, list[str]]`): distinct non-empty string labels (one
+                string is one label), or a mapping label -> one or more descriptions (a prompt ensemble, e.g.
+                `cgdmer_hf.load_prompt_set("ptbxl_super")`). See `build_prompts` for what is refused.
+            hypothesis_template (`str`, defaults to `"{}"`): how a label of a list becomes its text, with exactly one
+                `{}`; refused with a mapping. Reports are terse ("sinus rhythm. left bundle branch block."), so the
+                label alone works best unless the model was trained otherwise.
+            sampling_rate (`float`): rate (Hz) of array input. lead_names (`list[str]`): names of its rows, a list
+                even for one lead (a string is refused).
+            top_k (`int`, *optional*): keep the `top_k` best labels (all of them when there are fewer).
 
         Returns:
             For one ECG, a list of `{"label": str, "score": float}` sorted by decreasing score; for several, a
-            list of such lists in input order.
+            list of such lists in input order (`[]` for an empty list).
         """
         self._label_cache = {}
-        return super().__call__(self._split_inputs(ecgs), **kwargs)
+        return self._call(ecgs, kwargs)
 
     def _sanitize_parameters(
         self,
@@ -183,13 +310,16 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
         if lead_names is not None:
             preprocess["lead_names"] = lead_names
         if candidate_labels is not None or hypothesis_template is not None:
-            forward["prompts"] = build_prompts(candidate_labels, hypothesis_template or "{}")
+            forward["prompts"] = build_prompts(candidate_labels, hypothesis_template)
             postprocess["labels"] = [label for label, _ in forward["prompts"]]
         if top_k is not None:
-            if int(top_k) < 1:
-                raise ValueError(f"top_k must be a positive integer, got {top_k}")
-            postprocess["top_k"] = int(top_k)
+            postprocess["top_k"] = _check_top_k(top_k)
         return preprocess, forward, postprocess
+
+    def _validate_arguments(self, kwargs: dict[str, Any]) -> None:
+        _, forward, _ = self._sanitize_parameters(**kwargs)
+        if "prompts" not in {**self._forward_params, **forward}:
+            raise ValueError(_LABELS_REQUIRED)
 
     def preprocess(self, ecg: Any, sampling_rate: Optional[float] = None,
                    lead_names: Optional[Sequence[str]] = None) -> dict[str, torch.Tensor]:
@@ -207,7 +337,8 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
                              "tower of a CGDMERModel or CGDMERForPreTraining checkpoint")
         texts = [text for _, descriptions in prompts for text in descriptions]
         max_length = model.config.text_config.max_position_embeddings
-        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        tokens = self.tokenizer(texts, padding=True, return_tensors="pt")
+        _check_lengths(prompts, tokens["attention_mask"].sum(-1).tolist(), max_length)
         with torch.no_grad():
             embeds = F.normalize(model.get_text_features(tokens["input_ids"].to(self.device),
                                                         tokens["attention_mask"].to(self.device)).float(), dim=-1)
@@ -218,7 +349,7 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
 
     def _forward(self, model_inputs: dict[str, torch.Tensor], prompts: Optional[Prompts] = None) -> dict[str, Any]:
         if prompts is None:
-            raise ValueError("candidate_labels is required: a list of labels or a mapping label -> descriptions")
+            raise ValueError(_LABELS_REQUIRED)
         model = _dual_encoder(self.model)
         labels = self.label_embeddings(prompts)
         ecg = F.normalize(model.get_ecg_features(**self._ecg_kwargs(model_inputs)).float(), dim=-1)
@@ -228,8 +359,18 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
     def postprocess(self, model_outputs: dict[str, Any], labels: Sequence[str] = (), top_k: Optional[int] = None
                     ) -> list[dict[str, Any]]:
         scores = torch.sigmoid(model_outputs["logits"].reshape(-1)).tolist()
-        ranked = sorted(zip(labels, scores), key=lambda pair: -pair[1])[:top_k]
+        ranked = sorted(zip(labels, scores, strict=True), key=lambda pair: -pair[1])[:top_k]
         return [{"label": label, "score": score} for label, score in ranked]
+
+
+def _check_lengths(prompts: Prompts, lengths: Sequence[int], max_length: int) -> None:
+    """Refuse label texts longer than the report encoder reads (they would be cut silently)."""
+    texts = [(label, text) for label, descriptions in prompts for text in descriptions]
+    long = [f"{label!r}: {text!r} ({n} tokens)" for (label, text), n in zip(texts, lengths, strict=True)
+            if n > max_length]
+    if long:
+        raise ValueError(f"Label text longer than the report encoder's {max_length} tokens (it would be truncated): "
+                         f"{'; '.join(long)}; shorten it")
 
 
 class ECGFeatureExtractionPipeline(_ECGPipelineMixin, Pipeline):
@@ -242,7 +383,8 @@ class ECGFeatureExtractionPipeline(_ECGPipelineMixin, Pipeline):
 
     `kind="representation"` (default) gives the pooled `[shared; specific]` features used by linear probes;
     `kind="shared"` the text-aligned embedding (normalised with `normalize=True`). Inputs as in
-    [`ZeroShotECGClassificationPipeline`]; returns a list of floats per ECG (`return_tensors=True`: a tensor).
+    [`ZeroShotECGClassificationPipeline`] (an empty list gives `[]`); returns a list of floats per ECG
+    (`return_tensors=True`: a tensor). `normalize` and `return_tensors` must be booleans.
     """
 
     _load_processor = False
@@ -253,7 +395,7 @@ class ECGFeatureExtractionPipeline(_ECGPipelineMixin, Pipeline):
     KINDS = ("representation", "shared")
 
     def __call__(self, ecgs: Any, **kwargs: Any):
-        return super().__call__(self._split_inputs(ecgs), **kwargs)
+        return self._call(ecgs, kwargs)
 
     def _sanitize_parameters(self, sampling_rate=None, lead_names=None, kind=None, normalize=None,
                              return_tensors=None, **kwargs):
@@ -266,8 +408,10 @@ class ECGFeatureExtractionPipeline(_ECGPipelineMixin, Pipeline):
                 raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
             forward["kind"] = kind
         if normalize is not None:
-            forward["normalize"] = bool(normalize)
-        postprocess = {} if return_tensors is None else {"return_tensors": bool(return_tensors)}
+            forward["normalize"] = _check_flag(normalize, "normalize")
+        postprocess = {}
+        if return_tensors is not None:
+            postprocess["return_tensors"] = _check_flag(return_tensors, "return_tensors")
         return preprocess, forward, postprocess
 
     def preprocess(self, ecg, sampling_rate=None, lead_names=None):

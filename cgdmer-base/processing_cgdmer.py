@@ -44,7 +44,7 @@ class CGDMERProcessor(ProcessorMixin):
         truncated to the tokenizer's `model_max_length` by default; extra `kwargs` go to the tokenizer).
 
         Raises:
-            ValueError: neither `ecg` nor `text` is given, or a text is not a non-empty string.
+            ValueError: neither `ecg` nor `text` is given, or a text is not a non-empty, valid Unicode string.
         """
         if ecg is None and text is None:
             raise ValueError("Give an ECG (ecg=...), a report (text=...) or both")
@@ -74,15 +74,22 @@ class CGDMERProcessor(ProcessorMixin):
         return names + [n for n in ("input_ids", "attention_mask") if n not in names]
 
 
+# pipeline_cgdmer has its own check (TypeError, every offending label named): it imports no sibling module.
 def _check_texts(text: Any) -> None:
     texts = [text] if isinstance(text, str) else text
     if not isinstance(texts, (list, tuple)) or not texts:
         raise ValueError(f"text must be a string or a non-empty list of strings, got {type(text).__name__}")
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise ValueError(f"text {i} is not a string: {type(t).__name__}")
+            hint = " (decode bytes first, e.g. text.decode('utf-8'))" if isinstance(t, bytes) else ""
+            raise ValueError(f"text {i} is not a string: {type(t).__name__} {t!r}{hint}")
         if not t.strip():
             raise ValueError(f"text {i} is an empty report")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"text {i} is not valid Unicode text: {t!r} has a lone surrogate code point at "
+                             f"position {err.start}, which the tokenizer cannot encode") from None
 
 
 __all__ = ["CGDMERProcessor"]

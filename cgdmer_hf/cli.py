@@ -1,7 +1,8 @@
 """`cgdmer` command line: one subcommand per module in `cgdmer_hf.commands`.
 
 Each command module defines `HELP: str`, `add_arguments(parser)` and `run(args) -> int`. User errors
-(`ValueError`, `FileNotFoundError`, `FileExistsError`) are printed as one line and exit with code 2.
+(`ValueError`, `KeyError`, `OSError` such as `FileNotFoundError` / `FileExistsError`) are printed as one line and
+exit with code 2.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in commands:
         module = _load(name)
-        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
+        # argparse %-formats help strings (not descriptions): a literal % must be doubled there.
+        module.add_arguments(sub.add_parser(name, help=module.HELP.replace("%", "%%"), description=module.HELP))
     return parser
 
 
@@ -34,10 +36,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser(chosen).parse_args(argv)
     try:
         return int(_load(args.command).run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as err:
+    except (ValueError, OSError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"cgdmer {args.command}: error: {message}", file=sys.stderr)
+        print(f"cgdmer {args.command}: error: {_one_line(message)}", file=sys.stderr)
         return 2
+
+
+def _one_line(message: object) -> str:
+    """A (possibly multi-line) error message on one line."""
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
 
 
 if __name__ == "__main__":

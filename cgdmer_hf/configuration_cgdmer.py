@@ -54,8 +54,10 @@ class CGDMEREcgConfig(PretrainedConfig):
             `"joint"` attends over all leads x patches at once. Default: `"divided"` for `"lead_patch"` tokens,
             `"joint"` for `"all_leads"` tokens.
         decoder_attention (`str`, *optional*): the same choice for the masked-ECG decoder.
-        decoder_slot_pooling (`bool`, defaults to `True`): every decoder token also receives the mean of the visible
-            tokens at its own time slot (over leads), a parameter-free spatial path for reconstruction.
+        decoder_slot_pooling (`bool`, defaults to `False`): every decoder token also receives the mean of the visible
+            tokens at its own time slot (over leads), a parameter-free spatial path for reconstruction. It speeds up
+            early training on the training masks but does not carry over to other mask patterns (the mean forgets
+            which lead a value came from), so divided attention alone routes by default.
         position_init_std (`float`, *optional*): initial standard deviation of the learned lead and time
             embeddings (default: the model's `initializer_range`, 0.02).
 
@@ -93,7 +95,7 @@ class CGDMEREcgConfig(PretrainedConfig):
         norm_pix_loss: bool = True,
         encoder_attention: Optional[str] = None,
         decoder_attention: Optional[str] = None,
-        decoder_slot_pooling: bool = True,
+        decoder_slot_pooling: bool = False,
         position_init_std: Optional[float] = None,
         **kwargs: Any,
     ):

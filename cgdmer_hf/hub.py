@@ -31,6 +31,11 @@ SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 # Files that unpickle (execute code) on load: never uploaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+# NumPy files, uploaded only when they hold plain arrays (an object dtype is a pickle inside).
+ARRAY_SUFFIXES = (".npy", ".npz")
+# What `cgdmer pretrain` writes besides the model (Trainer checkpoints and pickled arguments): left out of the
+# upload, so that a pretraining output folder is pushed as it is (patterns of `huggingface_hub`'s upload rules).
+TRAINING_FILES = ("checkpoint-*/", "training_args.bin")
 CARD_TAGS = ["ecg", "electrocardiogram", "biosignal", "multimodal", "medical", "cgdmer", "custom_code"]
 DEFAULT_TRAINING_DATA = (  # the package's default recipe; `--training-data` describes any other
     "PTB-XL (Wagner et al., *Scientific Data* 2020; PhysioNet, licence CC BY 4.0): 12-lead, 10 s ECGs from "
@@ -141,6 +146,24 @@ def code_files(model_dir: PathLike) -> list[str]:
     return sorted(f"{m}.py" for m in found)
 
 
+def _has_objects(path: Path) -> bool:
+    """Whether a `.npy` file, or an array of a `.npz` file, holds Python objects (a pickle inside): what
+    `np.load(..., allow_pickle=False)` refuses. A file it cannot read counts as one."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)  # `mmap_mode` reads a .npy header only
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                for name in loaded.files:
+                    _ = loaded[name]  # reading a member is what refuses an object array
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # numpy: ValueError for object arrays and pickles
+        return True
+    return False
+
+
 def _weight_files(model_dir: Path) -> list[Path]:
     if (model_dir / SAFE_WEIGHTS_INDEX_NAME).is_file():
         index = _read_json(model_dir / SAFE_WEIGHTS_INDEX_NAME)
@@ -164,9 +187,11 @@ def validate_model_dir(model_dir: PathLike) -> dict[str, Any]:
     """Check that `model_dir` holds a complete, loadable CG-DMER model and return its `config.json`.
 
     Complete means: `config.json` of model type `cgdmer` with an `auto_map`; safetensors weights whose headers
-    read and whose data cover the file (a truncated file fails here); no pickle files; the feature extractor
-    (`preprocessor_config.json` or `processor_config.json`) agreeing with the model's sampling rate, duration and
-    leads; tokenizer files; and every code file that `trust_remote_code=True` would import.
+    read and whose data cover the file (a truncated file fails here); no pickle files among those uploaded (an
+    object-dtype `.npy`/`.npz` is one; the training files of `cgdmer pretrain`, [`TRAINING_FILES`], are not
+    uploaded); the feature extractor (`preprocessor_config.json` or `processor_config.json`) agreeing with the
+    model's sampling rate, duration and leads; tokenizer files; and every code file that `trust_remote_code=True`
+    would import.
 
     Raises:
         FileNotFoundError: the folder or one of the required files is missing (the message names it).
@@ -187,9 +212,12 @@ def validate_model_dir(model_dir: PathLike) -> dict[str, Any]:
     if not config.get("auto_map"):
         raise ValueError(f"{model_dir / CONFIG_NAME} has no auto_map: save with the cgdmer_hf package imported")
 
-    pickles = sorted(p.name for p in model_dir.rglob("*") if p.suffix in PICKLE_SUFFIXES and p.is_file())
+    files = _files_to_upload(model_dir)
+    pickles = [p.relative_to(model_dir).as_posix() for p in files if p.suffix in PICKLE_SUFFIXES]
+    pickles += [p.relative_to(model_dir).as_posix() for p in files if p.suffix in ARRAY_SUFFIXES and _has_objects(p)]
     if pickles:
-        raise ValueError(f"{model_dir} holds pickle files {pickles}; only safetensors weights are shared (remove them)")
+        raise ValueError(f"{model_dir} holds pickle files {pickles} (object arrays in .npy/.npz are pickles); only "
+                         "safetensors weights and plain arrays are shared (remove them)")
     from safetensors import SafetensorError
 
     for path in _weight_files(model_dir):
@@ -460,16 +488,31 @@ def _package_version() -> str:
 # ----------------------------------------------------------------------------------------------------------
 # Push
 # ----------------------------------------------------------------------------------------------------------
+def _sorted_files(model_dir: Path) -> tuple[list[Path], list[Path]]:
+    """The files of the folder to upload, and those left out as training files of `cgdmer pretrain`
+    ([`TRAINING_FILES`]); hidden files, caches and a local README.md (replaced by the card) are in neither."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    def key(path: Path) -> str:
+        return path.relative_to(model_dir).as_posix()
+
+    files = [p for p in sorted(model_dir.rglob("*")) if p.is_file() and not any(
+        part.startswith(".") or part == "__pycache__" for part in p.relative_to(model_dir).parts)]
+    training = list(filter_repo_objects(files, allow_patterns=list(TRAINING_FILES), key=key))
+    kept = [p for p in files if p not in training and key(p) != "README.md"]
+    return kept, training
+
+
 def _files_to_upload(model_dir: Path) -> list[Path]:
-    """Every file of the folder except hidden ones, caches and a local README.md (replaced by the card)."""
-    files = []
-    for path in sorted(model_dir.rglob("*")):
-        rel = path.relative_to(model_dir)
-        if not path.is_file() or any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
-            continue
-        if rel.as_posix() != "README.md":
-            files.append(path)
-    return files
+    return _sorted_files(model_dir)[0]
+
+
+def left_out_training_files(model_dir: PathLike) -> list[str]:
+    """The top-level entries of a folder that the upload leaves out as training files ([`TRAINING_FILES`]), a
+    folder with a trailing `/`."""
+    model_dir = Path(model_dir)
+    parts = [p.relative_to(model_dir).parts for p in _sorted_files(model_dir)[1]]
+    return sorted({part[0] + ("/" if len(part) > 1 else "") for part in parts})
 
 
 def push_model_dir(
@@ -534,6 +577,7 @@ __all__ = [
     "code_files",
     "count_parameters",
     "input_specification",
+    "left_out_training_files",
     "load_results",
     "make_model_card",
     "push_model_dir",

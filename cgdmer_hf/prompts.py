@@ -30,20 +30,18 @@ def _read(path: Union[str, Path], source: str) -> dict[str, list[str]]:
 
 
 def validate_prompt_set(data: object, source: str = "prompt set") -> dict[str, list[str]]:
-    """Check a `{label: [description, ...]}` mapping; a `ValueError` names an empty set or a label without text."""
+    """Check a `{label: [description, ...]}` mapping with the pipeline's rules (`build_prompts`: string labels
+    and descriptions, valid Unicode, no empty or duplicated label); blank descriptions are dropped. A `ValueError`
+    prefixed with `source` names the problem."""
+    from .pipeline_cgdmer import build_prompts
+
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{source} must be a non-empty JSON object {{label: [descriptions]}}")
-    out = {}
-    for label, descriptions in data.items():
-        if isinstance(descriptions, str):
-            descriptions = [descriptions]
-        if not isinstance(descriptions, list) or not all(isinstance(d, str) for d in descriptions):
-            raise ValueError(f"{source}: label {label!r} must map to a list of strings")
-        descriptions = [d for d in descriptions if d.strip()]
-        if not descriptions:
-            raise ValueError(f"{source}: label {label!r} has no description")
-        out[str(label)] = descriptions
-    return out
+    try:
+        prompts = build_prompts(data)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: {err}") from None
+    return {label: list(descriptions) for label, descriptions in prompts}
 
 
 def load_prompt_set(name: str) -> dict[str, list[str]]:

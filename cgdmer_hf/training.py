@@ -11,6 +11,9 @@
   Trainer checkpoints, so a resumed run reproduces an uninterrupted one.
 * [`pretrain`] does the whole job (tokenizer, config, model, arguments, training, resume) and saves a complete
   model folder: weights (safetensors), config, feature extractor, tokenizer, processor and the custom code.
+* Checkpoints carry a completion marker ([`CHECKPOINT_MARKER`], written before the first file and marked complete
+  after the last), so a save cut short by a kill never looks complete; [`resolve_checkpoint`] resumes from the
+  newest complete checkpoint and names the incomplete ones it skips.
 
 The same code runs on one CPU or on many GPUs: launch the script (or `cgdmer pretrain`) with
 `torchrun --nproc_per_node N` (DDP; FSDP through `TrainingArguments(fsdp=...)`); the sigmoid loss all-gathers
@@ -19,9 +22,12 @@ the embeddings of every process, and streaming data sets are split per process.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
@@ -36,7 +42,8 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints, sort_checkpoints
+from transformers.trainer_utils import _re_checkpoint as _CHECKPOINT_NAME  # what get_last_checkpoint matches
 
 from .configuration_cgdmer import CGDMERConfig, CGDMERTextConfig
 from .modeling_cgdmer import CGDMERForPreTraining
@@ -49,6 +56,13 @@ ECG_COLUMNS = ("ecg_values", "lead_mask", "ecg_attention_mask")
 REPORT_COLUMN = "report"
 # Files whose presence marks a folder as holding a model (or a run) that `pretrain` must not overwrite.
 _MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+# Written into each checkpoint folder by `CGDMERPretrainer`: `{"complete": false}` before its first file and
+# `{"complete": true, ...}` after its last one, so that an interrupted save never looks complete.
+CHECKPOINT_MARKER = "checkpoint_complete.json"
+TRAINER_STATE_NAME = "trainer_state.json"
+_SHARED_TOKENIZER_DIR = ".report-tokenizer"  # written for the other processes of a multi-process run, then removed
+# Checkpoint files the Trainer unpickles on resume (always with `weights_only=True`).
+_CHECKPOINT_PICKLES = ("*.pt", "*.pth")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -294,6 +308,7 @@ class CGDMERPretrainer(Trainer):
     - raises [`NonFiniteLossError`] naming the step and the component as soon as the loss is NaN or infinite;
     - with `zero_shot=ZeroShotEvaluation(...)`, adds the zero-shot macro AUC on a labelled split
       (`eval_zero_shot_auc`);
+    - frames every checkpoint with [`CHECKPOINT_MARKER`] (see [`checkpoint_problem`]);
     - masks the reports at step time when the collator defers it (`mask_reports=False`): from the global torch
       RNG in training, which the Trainer saves with each checkpoint and restores on resume, and from a fixed
       seed in evaluation, so validation losses are comparable and evaluation does not disturb training.
@@ -312,6 +327,30 @@ class CGDMERPretrainer(Trainer):
         self._last_logit_params: Optional[torch.Tensor] = None
         self._eval_generator: Optional[torch.Generator] = None
         self.add_callback(_PerProcessSeedCallback())
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """The Trainer's checkpoint, framed by [`CHECKPOINT_MARKER`]: "incomplete" before any file is written (also
+        over a stale folder of the same step) and "complete" once every process has written its files. Older
+        checkpoints are rotated out (`save_total_limit`) only then: the Trainer would do it before the marker, and
+        a kill in between would leave only the incomplete checkpoint."""
+        run_dir = Path(self._get_output_dir(trial=trial))
+        folder = run_dir / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if self.args.should_save:
+            _write_marker(folder, complete=False)
+        limit, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            _write_marker(folder, complete=True, global_step=self.state.global_step)
+            # As the Trainer rotates, protecting this checkpoint too when there is no best one: a stale, incomplete
+            # checkpoint of a later step (before a resume) could otherwise sort after it.
+            rotate_checkpoints(str(run_dir), save_total_limit=limit, use_mtime=True,
+                               best_model_checkpoint=self.state.best_model_checkpoint or str(folder))
 
     # ---- inputs --------------------------------------------------------------------------------------------
 
@@ -440,18 +479,118 @@ def pretraining_arguments(output_dir: Union[str, os.PathLike], **overrides: Any)
     return TrainingArguments(output_dir=str(output_dir), **args)
 
 
-def resolve_checkpoint(path: Union[str, os.PathLike, bool], output_dir: Union[str, os.PathLike]) -> str:
-    """The checkpoint folder to resume from: the last `checkpoint-*` inside `path` (a run folder), `path` itself
-    when it is a checkpoint, or the last checkpoint in `output_dir` when `path` is `True`. Raises
-    `FileNotFoundError` when there is none."""
+def _write_marker(folder: Path, **content: Any) -> None:
+    """Write the checkpoint's completion marker atomically (a temporary file renamed over it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = folder / f".{CHECKPOINT_MARKER}.tmp"
+    temp.write_text(json.dumps(content), encoding="utf-8")
+    os.replace(temp, folder / CHECKPOINT_MARKER)
+
+
+def _json_or_none(path: Path) -> Any:
+    """The parsed JSON file, or `None` when it is missing or unreadable (e.g. cut short by a kill)."""
+    from .hub import _read_json
+
+    try:
+        return _read_json(path)
+    except ValueError:
+        return None
+
+
+def checkpoint_problem(folder: Union[str, os.PathLike]) -> Optional[str]:
+    """Why `folder` is not a complete checkpoint, or `None` when it is one.
+
+    Complete: its [`CHECKPOINT_MARKER`] says so (or, for a checkpoint saved without markers, by an older version
+    or a plain `Trainer`, its `trainer_state.json`, which the Trainer writes after every other file, reads) and
+    none of its weight, state or JSON files is empty."""
+    folder = Path(folder)
+    marker = _json_or_none(folder / CHECKPOINT_MARKER) if (folder / CHECKPOINT_MARKER).exists() else {}
+    if not isinstance(marker, dict) or marker.get("complete") is False:
+        return "its save was interrupted"
+    if not marker and _json_or_none(folder / TRAINER_STATE_NAME) is None:
+        return f"no readable {TRAINER_STATE_NAME}: its save was interrupted"
+    empty = sorted(p.name for p in folder.iterdir() if p.suffix in (".safetensors", ".pt", ".pth", ".bin", ".json")
+                   and p.is_file() and p.stat().st_size == 0)
+    return f"{empty[0]} is empty" if empty else None
+
+
+def _load_weights_only(path: Path) -> None:
+    """`torch.load(path, weights_only=True)` as the Trainer resumes, memory-mapped (cheap) when the format allows."""
+    from transformers.trainer_pt_utils import safe_globals
+
+    with safe_globals():
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as err:  # torch's legacy (non-zip) format cannot be memory-mapped
+            if "mmap" not in str(err):
+                raise
+            torch.load(path, map_location="cpu", weights_only=True)
+
+
+def check_checkpoint_files(checkpoint: Union[str, os.PathLike]) -> None:
+    """Load every file of the checkpoint that resuming unpickles, the way the Trainer does (`weights_only=True`),
+    before any training starts: one that is not plain tensors and numbers (e.g. a pickle that would run code) is a
+    `ValueError` naming it."""
+    for path in sorted(p for pattern in _CHECKPOINT_PICKLES for p in Path(checkpoint).glob(pattern)):
+        try:
+            _load_weights_only(path)
+        except Exception as err:  # noqa: BLE001 - any failure means the file cannot be resumed from
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            reason = next((line for line in lines if "unsupported" in line.lower()), lines[0] if lines else repr(err))
+            raise ValueError(f"Checkpoint file {path} cannot be loaded safely with torch.load(weights_only=True), "
+                             f"so it was not loaded: {reason}") from None
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    """The `checkpoint-<step>` folders of a run folder, newest (highest step) first (transformers' order and
+    names)."""
+    found = sort_checkpoints(str(folder)) if folder.is_dir() else []
+    return [Path(p) for p in reversed(found) if _CHECKPOINT_NAME.search(Path(p).name)]
+
+
+class VerifiedCheckpoint(str):
+    """A checkpoint folder returned by [`resolve_checkpoint`]: complete and its pickled files checked.
+    [`pretrain`] takes it as it is, without checking it again."""
+
+
+def _verified(folder: Path) -> VerifiedCheckpoint:
+    """`folder` after [`check_checkpoint_files`], which the local main process of each machine runs (the others
+    read the same files)."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        check_checkpoint_files(folder)
+    return VerifiedCheckpoint(folder)
+
+
+def resolve_checkpoint(path: Union[str, os.PathLike, bool],
+                       output_dir: Union[str, os.PathLike]) -> VerifiedCheckpoint:
+    """The checkpoint folder to resume from: `path` itself when it is a checkpoint, else the newest *complete*
+    `checkpoint-*` inside `path` (a run folder), or inside `output_dir` when `path` is `True`. Incomplete ones (an
+    interrupted save, see [`checkpoint_problem`]) are skipped with a warning that names them; the chosen one's
+    pickled files are checked with [`check_checkpoint_files`] (once per machine, see [`VerifiedCheckpoint`]).
+
+    Raises:
+        FileNotFoundError: no complete checkpoint (the message names the incomplete ones), or `path` names an
+            incomplete checkpoint.
+        ValueError: a file of the checkpoint cannot be loaded safely.
+    """
     folder = Path(output_dir if path is True else path)
-    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    if last is not None:
-        return last
-    if (folder / "trainer_state.json").is_file() and (
-        folder.name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") or (folder / "scheduler.pt").is_file()
-    ):
-        return str(folder)
+    if _CHECKPOINT_NAME.search(folder.name) or (folder / "scheduler.pt").is_file():
+        problem = checkpoint_problem(folder) if folder.is_dir() else "it does not exist"
+        if problem:
+            raise FileNotFoundError(f"Cannot resume from {folder}: {problem}; resume from the run folder "
+                                    f"{folder.parent} to use its newest complete checkpoint")
+        return _verified(folder)
+    skipped = []
+    for candidate in _checkpoints(folder):
+        problem = checkpoint_problem(candidate)
+        if problem is None:
+            if skipped:
+                logger.warning("Resuming from %s, the newest complete checkpoint; skipped %s", candidate,
+                               "; ".join(skipped))
+            return _verified(candidate)
+        skipped.append(f"the incomplete {candidate.name} ({problem})")
+    if skipped:
+        raise FileNotFoundError(f"No complete checkpoint to resume from in {folder}: {'; '.join(skipped)}")
     raise FileNotFoundError(f"No checkpoint to resume from in {folder} (expected a {PREFIX_CHECKPOINT_DIR}-* "
                             "folder written by the Trainer)")
 
@@ -539,7 +678,30 @@ def build_tokenizer(tokenizer: Union[None, str, os.PathLike, PreTrainedTokenizer
         limit = stream_limit if _is_iterable(train_dataset) else None
         texts = [text for text in _reports(train_dataset, limit) if isinstance(text, str)]
         return reports.train_report_tokenizer(texts, vocab_size=vocab_size)  # cleans them with clean_report
-    return AutoTokenizer.from_pretrained(str(tokenizer))
+    try:
+        return AutoTokenizer.from_pretrained(str(tokenizer))
+    except (OSError, ValueError) as err:  # (a folder without tokenizer files is a ValueError)
+        where = ("a folder here, without loadable tokenizer files" if Path(tokenizer).is_dir() else
+                 "no such folder here, so read as a Hub id")
+        raise ValueError(f"Could not load the tokenizer {str(tokenizer)!r} ({where}): "
+                         f"{str(err).splitlines()[0]}") from None
+
+
+def check_tokenizer_source(tokenizer: Union[None, str, os.PathLike, PreTrainedTokenizerBase]) -> None:
+    """Fail early on a `tokenizer` argument that names a missing folder (`FileNotFoundError`): one that is neither
+    a folder here nor a valid Hub id. `None`, `"train"`, `"default"` and tokenizer objects pass."""
+    if tokenizer is None or isinstance(tokenizer, PreTrainedTokenizerBase) or tokenizer in ("train", "default"):
+        return
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if Path(tokenizer).is_dir():
+        return
+    try:
+        validate_repo_id(str(tokenizer))
+    except HFValidationError:
+        raise FileNotFoundError(f"Tokenizer folder not found: {tokenizer} (the tokenizer is 'train', 'default', a "
+                                "tokenizer folder or a Hub id)") from None
 
 
 def configure_for_tokenizer(config: CGDMERConfig, tokenizer: PreTrainedTokenizerBase) -> CGDMERConfig:
@@ -600,9 +762,12 @@ def pretrain(
         tokenizer: a tokenizer, `"default"` (bundled), a path/Hub name, or `None`/`"train"` (train a WordPiece
             tokenizer of the preset's vocabulary size on the training reports).
         training_args: a `TrainingArguments`, or a dict of overrides for [`pretraining_arguments`].
-        resume_from_checkpoint: a checkpoint folder, a run folder (its last checkpoint), or `True` (the last
-            checkpoint in `output_dir`). Config and tokenizer then come from the checkpoint.
-        overwrite_output_dir: allow an `output_dir` that already holds a model.
+        resume_from_checkpoint: a checkpoint folder, a run folder (its newest complete checkpoint), or `True` (the
+            newest complete checkpoint in `output_dir`; see [`resolve_checkpoint`], whose result is taken as it is).
+            Config and tokenizer then come from the checkpoint.
+        overwrite_output_dir: allow an `output_dir` that already holds a model. Its files are overwritten (one by
+            one) when the new model is saved; its checkpoints are moved into a hidden `.previous-checkpoints-*`
+            folder there until then (kept if the run fails).
         mlm_probability: fraction of report tokens masked (default `config.text_config.mlm_probability`).
         zero_shot_prompts: report the zero-shot macro AUC on `eval_dataset` (which then needs labels) at every
             evaluation: `"auto"` (the shipped prompt set of its label set), a prompt set name or JSON path, or a
@@ -614,11 +779,13 @@ def pretrain(
     """
     from .configuration_cgdmer import PRESETS
 
-    checkpoint = None
-    if resume_from_checkpoint not in (None, False):
+    checkpoint = resume_from_checkpoint if isinstance(resume_from_checkpoint, VerifiedCheckpoint) else None
+    if checkpoint is None and resume_from_checkpoint not in (None, False):
         checkpoint = resolve_checkpoint(resume_from_checkpoint, output_dir)
     if isinstance(config, str) and checkpoint is None and config not in PRESETS:
         raise ValueError(f"Unknown preset {config!r}; choose one of {sorted(PRESETS)}")
+    if checkpoint is None:
+        check_tokenizer_source(tokenizer)
     check_output_dir(output_dir, checkpoint, overwrite_output_dir)
 
     zero_shot = None
@@ -654,17 +821,20 @@ def pretrain(
     if _is_iterable(train_dataset) and args.max_steps <= 0:
         raise ValueError("A streaming training data set needs max_steps")
 
-    # The main process builds (or trains) the tokenizer and writes it to output_dir; the others load it, so that
-    # every process uses the same vocabulary.
+    # The main process builds (or trains) the tokenizer and, with several processes, writes it to a hidden folder
+    # of output_dir that the others load it from, so that every process uses the same vocabulary. Nothing of a
+    # model that output_dir may hold is replaced before the new one is saved (see _set_aside_checkpoints).
+    shared_tokenizer, set_aside = Path(output_dir) / _SHARED_TOKENIZER_DIR, None
     with args.main_process_first(local=False, desc="report tokenizer"):
         if checkpoint is not None:
             tokenizer = AutoTokenizer.from_pretrained(checkpoint)
         elif args.process_index == 0:
+            set_aside = _set_aside_checkpoints(output_dir) if overwrite_output_dir else None
             tokenizer = build_tokenizer(tokenizer, train_dataset, config.text_config.vocab_size)
-            Path(output_dir).mkdir(parents=True, exist_ok=True)
-            tokenizer.save_pretrained(str(output_dir))
+            if args.world_size > 1:
+                tokenizer.save_pretrained(str(shared_tokenizer))
         else:
-            tokenizer = AutoTokenizer.from_pretrained(str(output_dir))
+            tokenizer = AutoTokenizer.from_pretrained(str(shared_tokenizer))
     configure_for_tokenizer(config, tokenizer)
 
     processor = CGDMERProcessor(feature_extractor=_feature_extractor_for(config), tokenizer=tokenizer)
@@ -697,7 +867,25 @@ def pretrain(
     save_pretrained_model(trainer, output_dir)
     if trainer.is_world_process_zero():
         trainer.save_state()
+        for done in (shared_tokenizer, set_aside):  # the new model is saved: the previous run may go
+            if done is not None:
+                shutil.rmtree(done, ignore_errors=True)
     return trainer
+
+
+def _set_aside_checkpoints(output_dir: Union[str, os.PathLike]) -> Optional[Path]:
+    """Move the `checkpoint-*` folders of a previous run in `output_dir` into a new hidden folder there, so that
+    an overwriting run neither overwrites them before it succeeds nor resumes from them; `pretrain` deletes that
+    folder once the new model is saved. Returns it (`None` when there was nothing to move)."""
+    previous = _checkpoints(Path(output_dir))
+    if not previous:
+        return None
+    aside = Path(tempfile.mkdtemp(prefix=".previous-checkpoints-", dir=output_dir))
+    for folder in previous:
+        os.replace(folder, aside / folder.name)
+    logger.warning("Overwriting %s: the previous run's checkpoints are kept in %s until the new model is saved",
+                   output_dir, aside)
+    return aside
 
 
 __all__ = [
@@ -712,6 +900,10 @@ __all__ = [
     "build_tokenizer",
     "configure_for_tokenizer",
     "resolve_checkpoint",
+    "VerifiedCheckpoint",
+    "checkpoint_problem",
+    "check_checkpoint_files",
+    "check_tokenizer_source",
     "check_output_dir",
     "save_pretrained_model",
 ]

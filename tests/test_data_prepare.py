@@ -39,9 +39,9 @@ def test_prepare_ptbxl(small_ptbxl, tmp_path, capsys):
     assert list(summary["label_counts"].values()) == expected and summary["report_coverage"] == 1.0
     printed = capsys.readouterr().out
     assert "report coverage" in printed and "NORM" in printed and str(out) in printed
-    # a second run may overwrite a previous prepared dataset, here with the training folds and rhythm labels
+    # --overwrite replaces a previous prepared dataset, here with the training folds and rhythm labels
     code = main(["prepare", str(small_ptbxl), "-o", str(out), "--split", "train", "--label-set", "rhythm",
-                 "--cache-dir", str(tmp_path)])  # fmt: skip
+                 "--cache-dir", str(tmp_path), "--overwrite"])  # fmt: skip
     again = load_from_disk(str(out))
     assert code == 0 and set(again["fold"][:]) <= set(range(1, 9)) and len(label_names(again)) == 12
 

@@ -50,7 +50,7 @@ def test_tiny_model_overfits_real_ecg_report_pairs():
 
 def test_masked_ecg_loss_falls_on_held_out_real_records_with_the_spatial_temporal_paths():
     """ECG-only masked modeling of a tiny model on the bundled PTB-XL records (folds 1-8 train, 9-10 held out,
-    fixed eval masks): with divided attention and slot pooling the held-out loss leaves the predict-zeros level
+    fixed eval masks): with divided attention (the default) the held-out loss leaves the predict-zeros level
     (1.0) within 100 steps; the old joint design stays on it (the defect of v0.1.0)."""
     from cgdmer_hf.configuration_cgdmer import LEGACY_DEFAULTS
 

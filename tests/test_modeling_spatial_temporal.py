@@ -113,7 +113,7 @@ def test_every_design_trains_and_round_trips(tmp_path, fields):
 
 def test_new_configs_default_to_the_spatial_temporal_design():
     ecg = CGDMERConfig().ecg_config
-    assert (ecg.encoder_attention, ecg.decoder_attention, ecg.decoder_slot_pooling) == ("divided", "divided", True)
+    assert (ecg.encoder_attention, ecg.decoder_attention, ecg.decoder_slot_pooling) == ("divided", "divided", False)
     lead_agnostic = tiny(token_mode="all_leads").ecg_config
     assert lead_agnostic.encoder_attention == "joint" and lead_agnostic.decoder_attention == "joint"
 

@@ -14,10 +14,9 @@ import torch.nn.functional as F
 from transformers import pipeline
 
 import cgdmer_hf  # noqa: F401  (registers the task)
-from cgdmer_hf import CGDMERConfig, CGDMERForECGClassification, CGDMERModel, load_prompt_set
+from cgdmer_hf import CGDMERConfig, CGDMERForECGClassification, load_prompt_set
 from cgdmer_hf.feature_extraction_cgdmer import CGDMERFeatureExtractor
 from cgdmer_hf.pipeline_cgdmer import ECGFeatureExtractionPipeline, ZeroShotECGClassificationPipeline, build_prompts
-from cgdmer_hf.processing_cgdmer import CGDMERProcessor
 from cgdmer_hf.reports import load_default_tokenizer
 from cgdmer_hf.samples import sample_cpsc_record_path, sample_record_path
 
@@ -25,16 +24,8 @@ LABELS = ["normal ecg", "myocardial infarction", "left bundle branch block"]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    tokenizer = load_default_tokenizer()
-    torch.manual_seed(0)
-    config = CGDMERConfig.from_preset("tiny", text_config=dict(vocab_size=len(tokenizer)))
-    # A bias of 0 keeps scores away from 0 so that differences are visible in float32.
-    config.logit_bias_init_value = 0.0
-    path = tmp_path_factory.mktemp("zs_model")
-    CGDMERModel(config).save_pretrained(path)
-    CGDMERProcessor(CGDMERFeatureExtractor(), tokenizer).save_pretrained(path)
-    return path
+def model_dir(tiny_zero_shot_model_dir):
+    return tiny_zero_shot_model_dir
 
 
 @pytest.fixture(scope="module")

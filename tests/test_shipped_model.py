@@ -93,9 +93,8 @@ def limb_lead_errors(model_dir):
 
 def test_masked_limb_leads_are_reconstructed_from_leads_i_and_ii():
     """Einthoven and Goldberger make III, aVR, aVL and aVF linear combinations of I and II. The v0.1 checkpoint
-    scored 0.994 here (zeros: 1.0); the shipped one about 0.89. Least squares scores 0.24 and ECG-only models
-    without decoder slot pooling 0.47-0.49 (README, *Masked-ECG modeling*), so "far better than zeros" is not
-    reached yet: this pins the gain the checkpoint has."""
+    scored 0.994 here (zeros: 1.0) and the slot-pooling checkpoint 0.89; the shipped one (divided attention, no
+    slot pooling) 0.54 on these records and 0.59 on PTB-XL fold 9, least squares 0.24 (README)."""
     model_error, zeros_error = limb_lead_errors(MODEL)
     assert zeros_error == pytest.approx(1.0, abs=0.01)
-    assert model_error < 0.95 * zeros_error, (model_error, zeros_error)
+    assert model_error < 0.65 * zeros_error, (model_error, zeros_error)

@@ -25,13 +25,7 @@ from cgdmer_hf.training import (
     pretraining_arguments,
 )
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models train as fast on one thread, and one thread does not stall when other processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FAST_ARGS = dict(use_cpu=True, disable_tqdm=True, report_to="none", learning_rate=1e-3, warmup_steps=0)

@@ -7,6 +7,9 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable
 
+# What `evaluation.write_results` writes: with --overwrite, those of an earlier run that this run does not write
+# (e.g. roc/ with --no-plots) are deleted, so that nothing in OUTPUT describes another model or run.
+OUTPUTS = ("results.json", "results.md", "card_results.json", "roc")
 HELP = ("Evaluate a CG-DMER model: zero-shot, linear probe (1/10/100 % labels) and fine-tuning macro ROC-AUC on a "
         "labelled data set, against a randomly initialised encoder.")
 
@@ -62,14 +65,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--finetune-batch-size", type=int, default=32, help="fine-tuning batch size (default 32)")
     parser.add_argument("--no-plots", action="store_true", help="do not write ROC-curve PNGs")
     parser.add_argument("--cache-dir", default=None, help="datasets cache folder for a raw data folder")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUTPUT folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty OUTPUT folder: earlier results (results.*, card_results.json, "
+                             "roc/) are replaced, or deleted if this run does not write them, once the new ones are "
+                             "written; other files are kept")
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
 
     from ..evaluation import EvaluationSettings, FinetuneSettings, evaluate_model
-    from . import check_inputs
+    from . import check_inputs, staged_output
 
     out = Path(args.output)
     if out.exists() and not out.is_dir():
@@ -92,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
         prompt_set_for_label_set(args.label_set)  # fail before reading the data
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("cgdmer_hf.evaluation").setLevel(logging.INFO)
-    results = evaluate_model(args.model_dir, args.data, output_dir=out, settings=settings, label_set=args.label_set,
-                             cache_dir=args.cache_dir)  # fmt: skip
+    with staged_output(out, OUTPUTS) as stage:  # earlier results are replaced only once every new file is written
+        results = evaluate_model(args.model_dir, args.data, output_dir=stage, settings=settings,
+                                 label_set=args.label_set, cache_dir=args.cache_dir)  # fmt: skip
     print((out / "results.md").read_text(encoding="utf-8"))
     print(f"Wrote {out / 'results.json'}, {out / 'results.md'}"
           + ("" if args.no_plots else f" and ROC curves in {out / 'roc'}") + f" ({results['seconds']} s).")

@@ -32,20 +32,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "otherwise")
     parser.add_argument("--cache-dir", default=None, help="datasets cache folder (reused by a second run)")
     parser.add_argument("--max-records", type=int, default=None, help="mimic/cinc: read only the first records")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUTPUT folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a prepared dataset in OUTPUT (only once the new one is saved)")
+
+
+def _is_dataset_file(path: Path) -> bool:
+    """A file `save_to_disk` or `prepare` wrote, or a `cache-*.arrow` file that `datasets` writes beside a dataset
+    opened with `load_from_disk` (`select`, `filter`, `shuffle`, e.g. in `split_by_fold`)."""
+    return path.name in _SAVED_FILES or (path.name.startswith(("data-", "cache-")) and path.suffix == ".arrow")
 
 
 def _check_output(out: Path, overwrite: bool) -> None:
-    if not out.exists() or not any(out.iterdir()):
+    """Refuse, before any input is read, an output folder that holds a prepared dataset (unless `overwrite`) or
+    anything else (always: the new dataset replaces the whole folder). Hidden entries (`.DS_Store`,
+    `.ipynb_checkpoints`) are ignored."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--output {out} is a file, not a folder")
+    entries = sorted(p for p in out.iterdir() if not p.name.startswith(".")) if out.exists() else []
+    if not entries:
         return
-    if (out / SUMMARY_FILE).exists() and (out / "state.json").exists():
-        for name in _SAVED_FILES:
-            (out / name).unlink(missing_ok=True)
-        for shard in out.glob("data-*.arrow"):
-            shard.unlink()
-        return
+    foreign = [p.name for p in entries if not _is_dataset_file(p)]
+    if foreign or not (out / "state.json").exists():
+        name = (foreign or [entries[0].name])[0]
+        raise FileExistsError(f"{out} is not empty and holds no prepared dataset ({name}); choose a new or empty "
+                              "--output folder")
     if not overwrite:
-        raise FileExistsError(f"{out} is not empty and holds no prepared dataset; pass --overwrite to write into it.")
+        raise FileExistsError(f"{out} holds a prepared dataset; pass --overwrite to replace it (it is replaced only "
+                              "once the new one is saved)")
 
 
 def _loader_kwargs(args: argparse.Namespace, layout: str) -> dict:
@@ -69,6 +82,7 @@ def _loader_kwargs(args: argparse.Namespace, layout: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import LOADERS, detect_layout
+    from . import staged_output
 
     data_dir, out = Path(args.data_dir), Path(args.output)
     layout = args.layout or detect_layout(data_dir)
@@ -76,12 +90,13 @@ def run(args: argparse.Namespace) -> int:
     if out.resolve() == data_dir.resolve() or data_dir.resolve() in out.resolve().parents:
         raise ValueError(f"--output {out} must not be inside the data folder {data_dir}.")
     _check_output(out, args.overwrite)
-    dataset, summary = LOADERS[layout](data_dir, **kwargs)
-    dataset.save_to_disk(str(out))
-    report = summary.to_dict()
-    report.update(data_dir=str(data_dir), output=str(out), split=args.split,
-                  columns=list(dataset.column_names), num_rows=len(dataset))  # fmt: skip
-    (out / SUMMARY_FILE).write_text(json.dumps(report, indent=2))
+    with staged_output(out) as stage:  # the new dataset replaces OUTPUT only once it is saved
+        dataset, summary = LOADERS[layout](data_dir, **kwargs)
+        report = summary.to_dict()
+        report.update(data_dir=str(data_dir), output=str(out), split=args.split,
+                      columns=list(dataset.column_names), num_rows=len(dataset))  # fmt: skip
+        dataset.save_to_disk(str(stage))
+        (stage / SUMMARY_FILE).write_text(json.dumps(report, indent=2))
     print(summary.format_table())
     print(f"\nSaved {len(dataset)} records to {out} (load with datasets.load_from_disk); summary in {SUMMARY_FILE}.")
     return 0

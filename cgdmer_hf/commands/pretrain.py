@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 HELP = ("Pretrain CG-DMER on ECG-report pairs with the transformers Trainer (DDP/FSDP through torchrun) and save a "
         "complete model folder.")
@@ -79,30 +79,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--disable-tqdm", action="store_true", default=None, help="no progress bar (logs are printed instead)")
 
 
+def _read_config(path: Path) -> Any:
+    """The parsed JSON or YAML config file; a syntax error is a `ValueError` naming the file and the line."""
+    if not path.is_file():
+        raise FileNotFoundError(f"Config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise ValueError(f"Config file {path} is not valid YAML{where}: {getattr(err, 'problem', None) or err}"
+                             ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"Config file {path} is not valid JSON: {err}") from None
+
+
+def _option_types() -> dict[str, type]:
+    """The type of each numeric or boolean option, read from the parser's `type=` and flags."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    types: dict[str, type] = {}
+    for action in parser._actions:
+        if action.type in (int, float):
+            types[action.dest] = action.type
+        elif action.nargs == 0 and isinstance(action.const, bool):  # store_true / store_false
+            types[action.dest] = bool
+    return types
+
+
+def _typed(kind: Optional[type], key: str, value: Any, path: Path) -> Any:
+    """A config-file value as its option's type `kind` (YAML reads `1e-3` as a string); a `ValueError` naming the
+    option when it is not one."""
+    if value is None or kind is None or type(value) is kind:
+        return value
+    try:
+        if kind is bool or isinstance(value, bool):
+            raise ValueError(value)
+        number = float(value)
+        if kind is int and not number.is_integer():
+            raise ValueError(value)
+        return kind(number)
+    except (TypeError, ValueError):
+        expected = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+        raise ValueError(f"Option {key} in {path} must be {expected}, got {value!r}") from None
+
+
 def load_options(args: argparse.Namespace) -> dict[str, Any]:
     """Merge the defaults, the config file and the command line (which wins); unknown file keys are an error."""
     options = dict(DEFAULTS)
     if args.config:
         path = Path(args.config)
-        if not path.is_file():
-            raise FileNotFoundError(f"Config file not found: {path}")
-        text = path.read_text(encoding="utf-8")
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"Config file {path} is not valid JSON: {err}") from None
+        data = _read_config(path)
         if not isinstance(data, dict):
             raise ValueError(f"Config file {path} must hold a mapping of option names to values")
         data = {str(k).replace("-", "_"): v for k, v in data.items()}
         unknown = sorted(set(data) - set(DEFAULTS))
         if unknown:
             raise ValueError(f"Unknown option(s) in {path}: {unknown}")
-        options.update(data)
+        types = _option_types()
+        options.update({k: _typed(types.get(k), k, v, path) for k, v in data.items()})
     options.update({k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None})
     return options
 
@@ -119,7 +160,7 @@ def _check_options(o: dict[str, Any]) -> None:
     for key in ("max_steps", "batch_size", "gradient_accumulation_steps", "logging_steps", "eval_steps", "save_steps"):
         if int(o[key]) < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be positive, got {o[key]}")
-    if o["learning_rate"] <= 0:
+    if not o["learning_rate"] > 0:
         raise ValueError(f"--learning-rate must be positive, got {o['learning_rate']}")
     if not 0 <= o["warmup_ratio"] < 1:
         raise ValueError(f"--warmup-ratio must be in [0, 1), got {o['warmup_ratio']}")
@@ -171,10 +212,17 @@ def load_data(spec: str, data_dir: str | None = None, cache_dir: str | None = No
 def run(args: argparse.Namespace) -> int:
     o = load_options(args)
     _check_options(o)
-    from ..training import NonFiniteLossError, check_output_dir, pretrain, resolve_checkpoint
+    from ..training import (NonFiniteLossError, check_output_dir, check_tokenizer_source, pretrain,
+                            resolve_checkpoint)
 
+    # Before any (slow) data loading; `pretrain` takes the resolved checkpoint as it is (it checks the tokenizer
+    # source again, for callers of the library, which costs a stat).
     checkpoint = resolve_checkpoint(o["resume"], o["output_dir"]) if o["resume"] not in (None, False) else None
-    check_output_dir(o["output_dir"], checkpoint, bool(o["overwrite"]))  # before any (slow) data loading
+    if checkpoint is None:
+        check_tokenizer_source(o["tokenizer"])
+    check_output_dir(o["output_dir"], checkpoint, bool(o["overwrite"]))
+    if checkpoint is not None:
+        print(f"Resuming from {checkpoint}", flush=True)
 
     train, val = load_data(o["data"], o["data_dir"], o["cache_dir"])
     if o["eval_data"]:

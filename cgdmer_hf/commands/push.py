@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 HELP = "Upload a saved CG-DMER model folder (weights, code, processor) to the Hugging Face Hub with a model card."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir", help="folder written by model/processor/pipeline save_pretrained")
+    parser.add_argument("model_dir", help="folder written by model/processor/pipeline save_pretrained or by `cgdmer "
+                                           "pretrain` (its checkpoints and training_args.bin are left out)")
     parser.add_argument("--repo-id", required=True, help="Hub repository, ORG/NAME (created if needed)")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--revision", default=None, help="branch to push to (created from main if needed)")
@@ -26,9 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from huggingface_hub.errors import HfHubHTTPError
 
-    from ..hub import make_model_card, push_model_dir, validate_model_dir
+    from ..hub import left_out_training_files, make_model_card, push_model_dir, validate_model_dir
 
     card_kwargs = {"license": args.license, "training_data": args.training_data}
+    left_out = left_out_training_files(args.model_dir) if Path(args.model_dir).is_dir() else []
+    if left_out:
+        print(f"Leaving out the training files {', '.join(left_out)} (checkpoints and pickled arguments of "
+              "`cgdmer pretrain`)", file=sys.stderr)
     if args.dry_run:
         validate_model_dir(args.model_dir)
         print(make_model_card(args.model_dir, args.results, repo_id=args.repo_id, **card_kwargs))

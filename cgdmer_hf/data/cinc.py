@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from .common import LayoutError, build_dataset, split_folds
+from .common import LayoutError, build_dataset, outside_data_folder, split_folds
 from .labels import cinc_label_names, cinc_record_labels, multi_hot, parse_dx
 
 logger = logging.getLogger("cgdmer_hf.data")
@@ -54,7 +54,9 @@ def read_cinc_metadata(
     drop_unlabeled: bool = False,
     max_records: Optional[int] = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Record specs (headers read, no signal) and label names; see `load_cinc` for the arguments."""
+    """Record specs (headers read, no signal) and label names; see `load_cinc` for the arguments. A record's
+    files are confined to `root` (its spec's `root`, symlinks followed): a header that resolves outside it is not
+    read, and its spec (kept even with `drop_unlabeled`, without codes) carries the reason as its `error`."""
     if folds not in FOLD_MODES:
         raise ValueError(f"folds must be 'hash' or None, got {folds!r}.")
     names = cinc_label_names(label_set)
@@ -72,14 +74,15 @@ def read_cinc_metadata(
         fold = hash_fold(record_id) if folds == "hash" else -1
         if wanted_folds is not None and fold not in wanted_folds:
             continue
-        codes, bad = parse_dx(header_comments(header))
+        error = outside_data_folder(header, root)  # never read outside: a skipped record with this reason
+        codes, bad = parse_dx(header_comments(header)) if error is None else ([], [])
         unknown.update(bad)
         labels = cinc_record_labels(codes, label_set)
-        if drop_unlabeled and not labels:
+        if drop_unlabeled and not labels and error is None:
             continue
         records.append({"record_id": record_id, "patient_id": record_id, "fold": fold, "report": "",
                         "labels": multi_hot(labels, names).tolist(), "path": str(header.with_suffix("")),
-                        "error": None, "codes": codes})  # fmt: skip
+                        "error": error, "root": str(root), "codes": codes})  # fmt: skip
     if unknown:
         logger.warning("Unknown # Dx entries (neither SNOMED CT codes nor CPSC abbreviations): %s", dict(unknown))
     return records, names
@@ -112,6 +115,8 @@ def load_cinc(
         feature_extractor, num_proc, cache_dir, on_error, return_summary: as in `load_ptbxl`.
 
     There are no reports (`report` is `""`); `patient_id` is the record id (the headers name no patient).
+    Record files must resolve inside `root`, symlinks followed (see `cgdmer_hf.data.common`): a record whose header
+    or signal files link elsewhere is skipped as faulty.
     """
     records, names = read_cinc_metadata(root, label_set, split, folds, drop_unlabeled, max_records)
     for record in records:

@@ -6,7 +6,10 @@ feature extractor's settings, `num_proc` workers) or `IterableDataset.from_gener
 record is read and preprocessed by `CGDMERFeatureExtractor` (its WFDB reader, resampling, filtering, crop/pad).
 A faulty record is logged with its path and skipped (`on_error="skip"`) or re-raised as `RecordError`
 (`on_error="raise"`); skipped records are found again after a cache hit by comparing the expected record ids
-with those in the dataset.
+with those in the dataset. A record spec's `root` is its data folder: a record whose header or signal files resolve
+outside it (`../`, absolute paths, symlinks followed) is a faulty record, never read. So a folder of links into
+another folder, such as a Hugging Face cache snapshot (its files link into `blobs/`), is refused: copy it with
+`huggingface_hub.snapshot_download(..., local_dir=...)` first.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+from ..feature_extraction_cgdmer import is_inside, outside_data_folder  # noqa: F401 - the readers' path checks
+
 logger = logging.getLogger("cgdmer_hf.data")
 
 ON_ERROR = ("skip", "raise")
@@ -29,7 +34,7 @@ PTBXL_TRAIN_FOLDS = tuple(range(1, 9))
 PTBXL_VALIDATION_FOLDS = (9,)
 PTBXL_TEST_FOLDS = (10,)
 SPLITS = {"train": PTBXL_TRAIN_FOLDS, "validation": PTBXL_VALIDATION_FOLDS, "test": PTBXL_TEST_FOLDS}
-_CACHE_FORMAT = "cgdmer-data-v1"  # bump when the generated rows change for the same inputs
+_CACHE_FORMAT = "cgdmer-data-v2"  # bump when the generated rows change for the same inputs
 _METADATA_KEY = "cgdmer_hf"
 RAISED_FILE = "raised.json"
 RECORDS_PER_SHARD = 32  # shards of a prepared Dataset; num_proc workers divide them
@@ -202,8 +207,9 @@ def _log_skip(error_dir: Optional[str], skipped: SkippedRecord) -> None:
             f.write(json.dumps(asdict(skipped)) + "\n")
 
 
-def _extract(extractor, path: str) -> dict[str, Any]:
-    out = extractor(path, return_tensors="np")
+def _extract(extractor, path: str, root: Optional[str] = None) -> dict[str, Any]:
+    """The prepared columns of the WFDB record `path`, its files confined to the data folder `root` if given."""
+    out = extractor(path, return_tensors="np", **({"data_root": root} if root else {}))
     return {
         "ecg_values": np.asarray(out["ecg_values"][0], dtype=np.float32),
         "lead_mask": np.asarray(out["lead_mask"][0]).astype(int).tolist(),
@@ -223,7 +229,7 @@ def generate_examples(
             try:
                 if spec.get("error"):
                     raise FileNotFoundError(spec["error"])
-                row = _extract(extractor, spec["path"])
+                row = _extract(extractor, spec["path"], spec.get("root"))
             except Exception as err:  # noqa: BLE001 - any failure of one record is that record's fault
                 skipped = SkippedRecord(str(spec["record_id"]), str(spec["path"]), _describe(err))
                 if on_error == "raise":

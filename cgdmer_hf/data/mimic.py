@@ -40,7 +40,8 @@ def read_mimic_metadata(
     root: PathLike, min_report_words: int = 0, max_records: Optional[int] = None
 ) -> list[dict[str, Any]]:
     """Record specs (no signal read): `record_id` (study_id), `patient_id` (subject_id), `fold` (-1), `report`
-    (joined machine report, `""` when none), `labels` (empty: MIMIC-IV-ECG has no label set), `path`."""
+    (joined machine report, `""` when none), `labels` (empty: MIMIC-IV-ECG has no label set), `path` and `root`
+    (the record's files are confined to it)."""
     import pandas as pd
 
     root = check_mimic_layout(root)
@@ -57,7 +58,7 @@ def read_mimic_metadata(
         if min_report_words and len(report.split()) < min_report_words:
             continue
         specs.append({"record_id": study_id, "patient_id": subject_id, "fold": -1, "report": report, "labels": [],
-                      "path": str(root / path), "error": None})  # fmt: skip
+                      "path": str(root / path), "error": None, "root": str(root)})  # fmt: skip
     return specs
 
 
@@ -86,7 +87,9 @@ def load_mimic_iv_ecg(
 
     Rows have no labels (`labels` is an empty list); `report` is the joined machine report. Some MIMIC-IV-ECG
     records hold NaN runs: the default extractor repairs short gaps and rejects (skips) a record with a longer
-    one; pass `CGDMERFeatureExtractor(on_bad_lead="mask")` to keep such records with that lead masked.
+    one; pass `CGDMERFeatureExtractor(on_bad_lead="mask")` to keep such records with that lead masked. Record
+    files must resolve inside `root`, symlinks followed (see `cgdmer_hf.data.common`): a record whose files link
+    elsewhere is skipped as faulty.
     """
     specs = read_mimic_metadata(root, min_report_words=min_report_words, max_records=max_records)
     return build_dataset(

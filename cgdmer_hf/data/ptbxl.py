@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
-from .common import LayoutError, build_dataset, split_folds
+from .common import LayoutError, build_dataset, is_inside, split_folds
 from .labels import (
     PTBXL_DROPPED_IN_V103,
     multi_hot,
@@ -40,7 +40,7 @@ def find_ptbxl_roots(roots: Union[PathLike, Sequence[PathLike]]) -> list[Path]:
         elif (root / INDEX).exists():
             with open(root / INDEX, newline="", encoding="utf-8") as f:
                 folders = sorted({row["folder"] for row in csv.DictReader(f)})
-            found.extend(root / folder for folder in folders)
+            found.extend(_index_folder(root, folder) for folder in folders)
         else:
             raise LayoutError(f"{root} is not a PTB-XL folder: missing {DATABASE} (or {INDEX} naming PTB-XL folders).")
     for root in found:
@@ -48,6 +48,14 @@ def find_ptbxl_roots(roots: Union[PathLike, Sequence[PathLike]]) -> list[Path]:
             if not (root / name).exists():
                 raise LayoutError(f"{root} is not a PTB-XL folder: missing {name}.")
     return found
+
+
+def _index_folder(root: Path, folder: str) -> Path:
+    """The PTB-XL root that `ptbxl_index.csv` in `root` names; refused if it resolves outside `root`."""
+    path = root / folder
+    if not is_inside(path, root):
+        raise LayoutError(f"{root / INDEX} names the folder {folder!r}, which resolves outside {root}.")
+    return path
 
 
 def _patient_id(value: str) -> str:
@@ -70,7 +78,8 @@ def read_ptbxl_metadata(
     """Record specs (no signal read) and label names of PTB-XL.
 
     Each spec holds `record_id` (the ecg_id as a string), `patient_id`, `fold` (strat_fold), `report` (raw text),
-    `labels` (multi-hot over the label names), `path` (the WFDB record without extension) and `scp_codes`.
+    `labels` (multi-hot over the label names), `path` (the WFDB record without extension), `root` (the PTB-XL root,
+    to which the record's files are confined) and `scp_codes`.
     An ecg_id present in several roots is taken from the first root. See `load_ptbxl` for the arguments.
     """
     if sampling_rate not in _FILENAME_COLUMN:
@@ -112,6 +121,7 @@ def read_ptbxl_metadata(
                 "labels": multi_hot(labels, names).tolist(),
                 "path": str(root / filename) if filename else str(root / DATABASE),
                 "error": None if filename else no_file,
+                "root": str(root),
                 "scp_codes": scp_codes,
             }
     return [records[i] for i in sorted(records)], names or []
@@ -149,7 +159,8 @@ def load_ptbxl(
         on_error: `"skip"` a faulty record (logged with its path, counted in the summary) or `"raise"`.
         return_summary: also return a `DatasetSummary` (records, skipped, label counts, report coverage).
 
-    The label names are in `cgdmer_hf.data.label_names(dataset)`.
+    The label names are in `cgdmer_hf.data.label_names(dataset)`. Record files must resolve inside their root,
+    symlinks followed (see `cgdmer_hf.data.common`): a record whose files link elsewhere is skipped as faulty.
     """
     records, names = read_ptbxl_metadata(roots, label_set, sampling_rate, split, drop_duplicates, drop_unlabeled,
                                          ecg_ids)  # fmt: skip
