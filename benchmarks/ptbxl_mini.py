@@ -134,11 +134,15 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
 
 
 def resumable_checkpoint(run_dir: Path, max_steps: int) -> Optional[str]:
-    """The last complete checkpoint of an interrupted run of this budget in `run_dir`, else `None`."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The last complete checkpoint of an interrupted run of this budget in `run_dir`, else `None` (the package's
+    `resolve_checkpoint`: a checkpoint whose save was cut short is skipped)."""
+    from cgdmer_hf.training import resolve_checkpoint
 
-    last = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
-    if last is None or (run_dir / "model.safetensors").exists():
+    if not run_dir.is_dir() or (run_dir / "model.safetensors").exists():
+        return None
+    try:
+        last = resolve_checkpoint(run_dir, run_dir)
+    except FileNotFoundError:
         return None
     state = Path(last) / "trainer_state.json"
     if not state.exists() or json.loads(state.read_text()).get("max_steps") != max_steps:
