@@ -1,20 +1,26 @@
-"""Free-text ECG reports: cleaning, and the WordPiece report tokenizer (training and the shipped default).
+"""Free-text ECG reports: cleaning, translation of the device statements to English, and the WordPiece report
+tokenizer (training and the shipped default).
 
-Not a model file: the processor never imports it. Data pipelines call `clean_report` before tokenising.
+Not a model file: the processor never imports it. Data pipelines call `clean_report` before tokenising; datasets
+keep the raw `report` column, so the original text stays available.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import string
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0-4, as the text config expects
 DEFAULT_TOKENIZER_DIR = Path(__file__).resolve().parent / "resources" / "tokenizer"
+PHRASE_TABLE_PATH = Path(__file__).resolve().parent / "resources" / "report_phrases_en.json"
 
 # Characters every tokenizer knows even when the corpus lacks them (report languages: de, en, sv).
 _ALPHABET = list(string.ascii_lowercase + string.digits + string.punctuation + "äöüßåéèàçñ°µ±")
@@ -25,10 +31,18 @@ _LEAK_MARKERS = re.compile(r"\bedit:|consensus label derived from", re.IGNORECAS
 _VERSION_TAIL = re.compile(r"(?:^|\s)\d+\.\d+(?:\s+(?P<tail>[a-zäöü]+(?:\s+[a-zäöü]*)?))?\s*$")
 
 
-def clean_report(text: str) -> str:
+# Phrase matching: word runs (a '#' inside one stands for a corrupted "ü") and single punctuation marks.
+_TOKEN = re.compile(r"(?:\w|#(?=\w)|(?<=\w)#)+|[^\w\s]")
+_FOLD = str.maketrans({"ü": "ue", "ö": "oe", "ä": "ae", "ß": "ss", "#": "ue"})  # German spelling variants
+_GERMAN_ENDINGS = ("", "e", "er", "en", "es", "em")
+_TABLE_SECTIONS = ("de", "sv")
+
+
+def clean_report(text: str, english: bool = True) -> str:
     """Normalise a report for tokenisation: NFC, lower case, single spaces; drop device boilerplate (a trailing
     software version such as `4.46` and "unbestätigter bericht") and trailing label-leaking notes ("Edit: ...",
-    "consensus label derived from: {...}").
+    "consensus label derived from: {...}"). With `english=True` (default) the German and Swedish device
+    statements are then translated by `translate_report`; `english=False` gives the untranslated cleaned text.
 
     Raises:
         ValueError: `text` is not a string, or is empty once cleaned.
@@ -47,7 +61,131 @@ def clean_report(text: str) -> str:
     cleaned = " ".join(cleaned.split())
     if not cleaned:
         raise ValueError(f"Empty report: {text!r} has no text left after cleaning")
-    return cleaned
+    return translate_report(cleaned) if english else cleaned
+
+
+@dataclass(frozen=True)
+class PhraseTable:
+    """Source phrases as folded token tuples -> English; `passthrough` words need no translation."""
+
+    phrases: dict[tuple[str, ...], str]
+    passthrough: frozenset[str]
+    max_len: int
+
+
+def _tokens(text: str) -> list[re.Match]:
+    return list(_TOKEN.finditer(text))
+
+
+def _key(tokens: Iterable[str]) -> tuple[str, ...]:
+    return tuple(t.translate(_FOLD) for t in tokens)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValueError(f"Phrase table repeats the key(s) {repeated}")
+    return dict(pairs)
+
+
+def _section(data: object, name: str) -> dict:
+    section = data.get(name, {}) if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        raise ValueError(f"Phrase table section {name!r} must be a JSON object {{phrase: English}}")
+    return section
+
+
+def _table_entries(data: object) -> Iterable[tuple[str, str]]:
+    """(source, English) pairs of every section, German adjective stems expanded with their endings."""
+    for stem, english in _section(data, "de_adjectives").items():
+        yield from ((stem + ending if isinstance(stem, str) else stem, english) for ending in _GERMAN_ENDINGS)
+    for name in _TABLE_SECTIONS:
+        yield from _section(data, name).items()
+
+
+@functools.lru_cache(maxsize=4)
+def load_phrase_table(path: str | Path = PHRASE_TABLE_PATH) -> PhraseTable:
+    """Read the German/Swedish -> English phrase table (`resources/report_phrases_en.json` by default).
+
+    Raises:
+        ValueError: the file repeats a key, a section is not a JSON object, a phrase is empty or not a string,
+            two sections translate the same (spelling-folded) phrase differently, or there is no phrase.
+    """
+    data = json.loads(Path(path).read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys)
+    phrases: dict[tuple[str, ...], str] = {}
+    for source, english in _table_entries(data):
+        if not (isinstance(source, str) and isinstance(english, str) and source.strip() and english.strip()):
+            raise ValueError(f"Phrase table {path}: bad entry {source!r}: {english!r}")
+        key = _key(m.group() for m in _tokens(source.lower()))
+        if phrases.setdefault(key, english) != english:
+            raise ValueError(f"Phrase table {path}: {source!r} is translated both {phrases[key]!r} and {english!r}")
+    if not phrases:
+        raise ValueError(f"Phrase table {path} has no phrases (sections {list(_TABLE_SECTIONS)}, 'de_adjectives')")
+    passthrough = data.get("passthrough", [])
+    if not (isinstance(passthrough, list) and all(isinstance(w, str) for w in passthrough)):
+        raise ValueError(f"Phrase table {path}: 'passthrough' must be a list of words")
+    return PhraseTable(phrases, frozenset(_key(passthrough)), max(map(len, phrases)))
+
+
+def _phrase_spans(tokens: list[re.Match], table: PhraseTable) -> list[tuple[int, int, str]]:
+    """Longest-first, left-to-right matches `(first token, end token, English)`; whole tokens only."""
+    folded = _key(m.group() for m in tokens)
+    spans, i = [], 0
+    while i < len(folded):
+        for n in range(min(table.max_len, len(folded) - i), 0, -1):
+            english = table.phrases.get(folded[i:i + n])
+            if english is not None:
+                spans.append((i, i + n, english))
+                i += n
+                break
+        else:
+            i += 1
+    return spans
+
+
+def translate_report(text: str) -> str:
+    """Translate the German and Swedish ECG device statements of a cleaned (lower-case) report to English with the
+    phrase table (`load_phrase_table`). Whole words only, longest phrase first; numbers, lead names, English and
+    words the table lacks are kept as they are. English text comes back unchanged (up to spacing).
+
+    Raises:
+        ValueError: `text` is not a string.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"A report must be a string, got {type(text).__name__}")
+    tokens = _tokens(text)
+    pieces, pos = [], 0
+    for first, end, english in _phrase_spans(tokens, load_phrase_table()):
+        start, stop = tokens[first].start(), tokens[end - 1].end()
+        pieces += [text[pos:start], _spaced(english, text[start - 1:start], text[stop:stop + 1])]
+        pos = stop
+    return " ".join("".join(pieces + [text[pos:]]).split())
+
+
+def _spaced(english: str, before: str, after: str) -> str:
+    """`english` with a space on a side where it would otherwise run into a word ("intraventr.leitungsstörung")."""
+    return (" " if before.isalnum() else "") + english + (" " if after.isalnum() else "")
+
+
+def _is_word(token: str) -> bool:
+    return any(c.isalpha() for c in token) and not any(c.isdigit() for c in token)
+
+
+def report_words(text: str) -> list[str]:
+    """The word tokens of a report: runs of letters (numbers and lead names such as `v1` are not words)."""
+    return [m.group() for m in _tokens(text) if _is_word(m.group())]
+
+
+def translation_coverage(text: str) -> tuple[int, int]:
+    """`(covered, words)` of a cleaned, untranslated report: its number of `report_words` and how many of them fall
+    inside a phrase of the table or are passthrough words (spelled the same in English)."""
+    table = load_phrase_table()
+    tokens = _tokens(text)
+    inside = {i for first, end, _ in _phrase_spans(tokens, table) for i in range(first, end)}
+    words = [i for i, m in enumerate(tokens) if _is_word(m.group())]
+    covered = [i for i in words if i in inside or _key([tokens[i].group()])[0] in table.passthrough]
+    return len(covered), len(words)
 
 
 def train_report_tokenizer(
@@ -115,8 +253,8 @@ def train_report_tokenizer(
 
 
 def load_default_tokenizer() -> PreTrainedTokenizerFast:
-    """The shipped report tokenizer (WordPiece trained on the cleaned PTB-XL reports of strat_fold 1-8 only;
-    `scripts/train_default_tokenizer.py` regenerates it)."""
+    """The shipped report tokenizer (WordPiece trained on the cleaned, English-translated PTB-XL reports of
+    strat_fold 1-8 only; `scripts/train_default_tokenizer.py` regenerates it)."""
     if not (DEFAULT_TOKENIZER_DIR / "tokenizer.json").exists():
         raise FileNotFoundError(
             f"Default tokenizer missing at {DEFAULT_TOKENIZER_DIR}; run scripts/train_default_tokenizer.py"
@@ -124,4 +262,7 @@ def load_default_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast.from_pretrained(str(DEFAULT_TOKENIZER_DIR))
 
 
-__all__ = ["SPECIAL_TOKENS", "clean_report", "train_report_tokenizer", "load_default_tokenizer"]
+__all__ = [
+    "SPECIAL_TOKENS", "PHRASE_TABLE_PATH", "clean_report", "translate_report", "translation_coverage",
+    "report_words", "load_phrase_table", "train_report_tokenizer", "load_default_tokenizer",
+]

@@ -3,7 +3,8 @@
     python scripts/train_default_tokenizer.py [--index ../shared/data/ptbxl_index.csv] [--vocab-size 4096]
 
 Trains on the cleaned PTB-XL reports of strat_fold 1-8 only (no validation or test-fold text), without the
-`dropped_in_v103` duplicates. Same data and settings give an equivalent tokenizer, not a byte-identical one:
+`dropped_in_v103` duplicates, their German and Swedish statements translated to English (`clean_report`'s
+default). Same data and settings give an equivalent tokenizer, not a byte-identical one:
 `tokenizers`' WordPiece trainer breaks count ties in hash-map order (huggingface/tokenizers#1794); two runs
 tokenise ~99 % of the PTB-XL reports identically. The shipped files are the reference.
 """
@@ -38,6 +39,7 @@ def main() -> None:
     tokenizer.save_pretrained(str(args.out))
     info = {
         "source": "PTB-XL reports (ptbxl_index.csv of ../shared/data), strat_fold 1-8, dropped_in_v103 removed",
+        "text": "clean_report (device statements translated to English, resources/report_phrases_en.json)",
         "num_reports": len(texts),
         "vocab_size_requested": args.vocab_size,
         "min_frequency": args.min_frequency,
