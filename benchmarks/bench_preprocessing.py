@@ -1,9 +1,10 @@
-"""Preprocessing benchmark: records/s from a 500 Hz WFDB file to model input, one process, and where the time goes.
+"""Preprocessing benchmark: records/s from a 500 Hz WFDB file to model input, one process and all cores, and where the time goes.
 
     python benchmarks/bench_preprocessing.py [--data ../shared/data] [--limit 0] [--repeats 2]
 
 Records: the 500 Hz PTB-XL files of ../shared/data (`ptb-xl` and `ptb-xl-extra`), or the bundled sample when that
-is absent. End-to-end = `CGDMERFeatureExtractor()(path)` one record per call (and 32 per call); the split times the
+is absent. End-to-end = `CGDMERFeatureExtractor()(path)` one record per call (and 32 per call), and
+32 per call in `--num-proc` forked processes (default: one per CPU; pool start-up included); the split times the
 extractor's own stages on the same records: reading (`read_wfdb_record`), lead reorder + NaN check, resampling
 (500 -> 100 Hz polyphase), band-pass filtering, crop/pad + normalisation. For reference it also times
 `wfdb.rdrecord` on the same files (the extractor's reader skips wfdb's pandas-based header parsing for plain
@@ -51,6 +52,26 @@ def end_to_end(fe: CGDMERFeatureExtractor, paths: list[str], batch: int) -> tupl
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+def _extract_chunk(paths: list[str]) -> int:
+    """Worker: preprocess `paths` 32 per call with default settings; returns how many were done."""
+    fe = CGDMERFeatureExtractor()
+    for i in range(0, len(paths), 32):
+        fe(paths[i : i + 32])
+    return len(paths)
+
+
+def parallel(paths: list[str], num_proc: int) -> float:
+    """Wall-clock s to preprocess all `paths` in `num_proc` forked worker processes (pool start included)."""
+    import multiprocessing
+
+    chunks = [paths[i::num_proc] for i in range(num_proc)]
+    start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(num_proc) as pool:
+        done = sum(pool.map(_extract_chunk, chunks))
+    assert done == len(paths)
+    return time.perf_counter() - start
+
+
 def stage_split(fe: CGDMERFeatureExtractor, paths: list[str]) -> dict[str, float]:
     """Seconds spent in each stage over all records (the same calls as `fe.__call__` makes)."""
     totals = dict.fromkeys(["read", "reorder+nan", "resample", "filter", "crop+normalise"], 0.0)
@@ -78,6 +99,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with ptbxl_index.csv")
     parser.add_argument("--limit", type=int, default=0, help="use the first N records (0 = all)")
     parser.add_argument("--repeats", type=int, default=2, help="timed passes; the best is reported")
+    parser.add_argument("--num-proc", type=int, default=os.cpu_count() or 1,
+                        help="worker processes of the parallel row (default: all CPUs)")
     args = parser.parse_args()
     paths, source = record_paths(args.data, args.limit)
     fe = CGDMERFeatureExtractor()
@@ -85,6 +108,7 @@ def main() -> None:
 
     single, single_cpu = min(end_to_end(fe, paths, 1) for _ in range(args.repeats))
     batched, batched_cpu = min(end_to_end(fe, paths, 32) for _ in range(args.repeats))
+    multi = min(parallel(paths, args.num_proc) for _ in range(args.repeats))
     splits = [stage_split(fe, paths) for _ in range(args.repeats)]
     split = min(splits, key=lambda s: sum(s.values()))
     n_wfdb = min(len(paths), 200)
@@ -99,6 +123,7 @@ def main() -> None:
     print(f"{'mode':<28} {'records/s':>10} {'ms/record':>10} {'records/CPU-s':>14}")
     print(f"{'end-to-end, 1 per call':<28} {n / single:>10.1f} {single / n * 1e3:>10.3f} {n / single_cpu:>14.1f}")
     print(f"{'end-to-end, 32 per call':<28} {n / batched:>10.1f} {batched / n * 1e3:>10.3f} {n / batched_cpu:>14.1f}")
+    print(f"{f'{args.num_proc} processes, 32 per call':<28} {n / multi:>10.1f} {multi / n * 1e3:>10.3f} {'':>14}")
     print(f"{'stage':<28} {'ms/record':>10} {'share':>10}")
     for key, total in split.items():
         print(f"{key:<28} {total / n * 1e3:>10.3f} {total / staged:>10.1%}")
@@ -112,6 +137,8 @@ def main() -> None:
         "records": n,
         "records_per_s_single": round(n / single, 1),
         "records_per_s_batch32": round(n / batched, 1),
+        "num_proc": args.num_proc,
+        "records_per_s_parallel": round(n / multi, 1),
         "ms_per_record_single": round(single / n * 1e3, 3),
         "records_per_cpu_s_single": round(n / single_cpu, 1),
         "records_per_cpu_s_batch32": round(n / batched_cpu, 1),

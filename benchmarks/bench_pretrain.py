@@ -143,6 +143,151 @@ def run(preset: str, batch_size: int, steps: int, warmup: int, bf16: bool, use_c
     return row
 
 
+# ---- step profile ---------------------------------------------------------------------------------------------
+# Components of the pretraining step, as module paths inside `CGDMERForPreTraining` (a module called twice, such as
+# the report encoder, is counted once per call). Forward time is the time inside each module; backward time is the
+# time of the autograd nodes its forward ops created (the profiler links them by sequence number).
+PROFILE_COMPONENTS = {
+    "ECG masking": ["generate_ecg_mask"],
+    "ECG embedding": ["cgdmer.ecg_model.embeddings"],
+    "ECG encoder": ["cgdmer.ecg_model.encoder"],
+    "ECG decoder": ["ecg_decoder"],
+    "report encoder (clean + masked pass)": ["cgdmer.text_model"],
+    "masked-report head": ["mlm_head"],
+    "shared encoder": ["cgdmer.shared_encoder"],
+    "specific encoders": ["cgdmer.ecg_specific_encoder", "cgdmer.text_specific_encoder"],
+}
+
+
+def _label_ranges(model, record_function):
+    """Forward hooks (and a wrapped `generate_ecg_mask`) that open a profiler range per component; returns an undo."""
+    handles, patched = [], []
+    for label, paths in PROFILE_COMPONENTS.items():
+        for path in paths:
+            owner, _, leaf = path.rpartition(".")
+            parent = model.get_submodule(owner) if owner else model
+            target = getattr(parent, leaf, None)
+            if isinstance(target, torch.nn.Module):
+                ranges: list = []
+                handles.append(target.register_forward_pre_hook(
+                    lambda m, a, label=label, ranges=ranges: ranges.append(record_function(label).__enter__())))
+                handles.append(target.register_forward_hook(
+                    lambda m, a, o, ranges=ranges: ranges.pop().__exit__(None, None, None)))
+            elif callable(target):
+                def wrapped(*args, _fn=target, _label=label, **kwargs):
+                    with record_function(_label):
+                        return _fn(*args, **kwargs)
+                setattr(parent, leaf, wrapped)
+                patched.append((parent, leaf))
+
+    def undo() -> None:
+        for handle in handles:
+            handle.remove()
+        for parent, leaf in patched:
+            delattr(parent, leaf)
+    return undo
+
+
+def _attribute(events, labels: set[str]) -> dict[str, float]:
+    """Milliseconds per component, forward and backward, from a profile of whole steps."""
+    ranges = sorted((e for e in events if e.name in labels), key=lambda e: e.time_range.start)
+    seq_label: dict[int, str] = {}
+    times: dict[str, float] = {}
+
+    def add(key: str, us: float) -> None:
+        times[key] = times.get(key, 0.0) + us / 1000
+
+    for event in ranges:
+        add(f"{event.name} | forward", event.time_range.elapsed_us())
+    starts = [r.time_range.start for r in ranges]
+    import bisect
+
+    for event in events:
+        if event.sequence_nr < 0 or event.name.startswith("autograd::") or event.name in labels:
+            continue
+        i = bisect.bisect_right(starts, event.time_range.start) - 1
+        if i >= 0 and ranges[i].time_range.end >= event.time_range.end:
+            seq_label.setdefault(event.sequence_nr, ranges[i].name)
+    for event in events:
+        parent = event.cpu_parent.name if event.cpu_parent is not None else ""
+        if event.name.startswith("autograd::engine::evaluate_function") and not parent.startswith("autograd::"):
+            add(f"{seq_label.get(event.sequence_nr, 'losses, projections and glue')} | backward",
+                event.time_range.elapsed_us())
+        elif event.name in ("forward", "backward", "optimizer", "collator"):
+            add(f"total {event.name}", event.time_range.elapsed_us())
+    return times
+
+
+def profile_step(preset: str, batch_size: int, steps: int, rounds: int, design: str = "default") -> dict:
+    """Time shares of each part of the pretraining step, fp32 and bf16 autocast interleaved over `rounds`."""
+    import tempfile
+
+    from torch.autograd.profiler import record_function
+    from torch.profiler import ProfilerActivity, profile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer, collator, train = build(preset, batch_size, steps, False, True, tmp, 0, design)
+    model = trainer.model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    examples = [train[i] for i in range(batch_size)]
+
+    def step(dtype) -> None:
+        with record_function("collator"):
+            batch = collator.mask_reports(collator(examples))
+        with record_function("forward"), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            loss = model(**batch).loss
+        with record_function("backward"):
+            loss.backward()
+        with record_function("optimizer"):
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+    totals: dict[str, dict[str, float]] = {"fp32": {}, "bf16": {}}
+    step_ms: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for _ in range(rounds):
+        for dtype in ("fp32", "bf16"):
+            step(dtype)  # warm-up: allocator and oneDNN caches
+            undo = _label_ranges(model, record_function)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                start = time.perf_counter()
+                for _ in range(steps):
+                    step(dtype)
+                step_ms[dtype].append((time.perf_counter() - start) * 1000 / steps)
+            undo()
+            for key, ms in _attribute(prof.events(), set(PROFILE_COMPONENTS)).items():
+                totals[dtype][key] = totals[dtype].get(key, 0.0) + ms / (steps * rounds)
+    table = {}
+    for dtype, parts in totals.items():
+        named = {k: v for k, v in parts.items() if not k.startswith("total ")}
+        backward_rest = parts["total backward"] - sum(v for k, v in named.items() if k.endswith("| backward"))
+        named["autograd engine overhead | backward"] = max(backward_rest, 0.0)
+        forward_rest = parts["total forward"] - sum(v for k, v in named.items() if k.endswith("| forward"))
+        named["losses, projections and glue | forward"] = forward_rest
+        named["optimizer (AdamW step, zero_grad)"] = parts["total optimizer"]
+        named["collator (tokenize, pad, mask reports)"] = parts["total collator"]
+        total = sum(named.values())
+        table[dtype] = {"ms_per_step_profiled": round(total, 1),
+                        "ms_per_step_unprofiled": round(sorted(step_ms[dtype])[len(step_ms[dtype]) // 2], 1),
+                        "parts_ms": {k: round(v, 2) for k, v in sorted(named.items(), key=lambda kv: -kv[1])},
+                        "parts_share": {k: round(v / total, 4) for k, v in sorted(named.items(), key=lambda kv: -kv[1])}}
+    return {"preset": preset, "design": design, "batch_size": batch_size, "steps_per_round": steps,
+            "rounds": rounds, "threads": torch.get_num_threads(), "load_average_1min": round(os.getloadavg()[0], 2),
+            "bf16_speedup": round(table["fp32"]["ms_per_step_unprofiled"] / table["bf16"]["ms_per_step_unprofiled"], 3),
+            **table}
+
+
+def print_profile(result: dict) -> None:
+    keys = list(result["fp32"]["parts_ms"])
+    print(f"{'part':45s} | {'fp32 ms':>8} | {'share':>6} | {'bf16 ms':>8} | {'share':>6} | {'bf16 gain':>9}")
+    for key in keys:
+        f, b = result["fp32"]["parts_ms"][key], result["bf16"]["parts_ms"].get(key, 0.0)
+        print(f"{key:45s} | {f:8.2f} | {result['fp32']['parts_share'][key]:6.1%} | {b:8.2f} | "
+              f"{result['bf16']['parts_share'].get(key, 0.0):6.1%} | {f / b if b else float('nan'):8.2f}x")
+    print(f"step (unprofiled median): fp32 {result['fp32']['ms_per_step_unprofiled']} ms, bf16 "
+          f"{result['bf16']['ms_per_step_unprofiled']} ms, bf16 speed-up {result['bf16_speedup']}x "
+          f"(load {result['load_average_1min']})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=None, help="default: small on CPU, small and base on GPU")

@@ -1,10 +1,12 @@
 """Class prompt sets for zero-shot ECG classification (`cgdmer_hf/resources/prompts/*.json`).
 
-Each set maps a class name of a label set (`cgdmer_hf.data`) to descriptions in the languages of the pretraining
-reports (PTB-XL: German, English, Swedish), phrased as the reports phrase findings. They were written from
-domain knowledge and the SCP-ECG statement descriptions of PTB-XL's `scp_statements.csv`, with report wording
-taken from training folds (1-8) only; no test-fold record was read. Pass a set to the pipeline as
-`candidate_labels=load_prompt_set("ptbxl_super")`: the descriptions of a class are a prompt ensemble.
+Each set maps a class name of a label set (`cgdmer_hf.data`) to English descriptions: first the plain class name
+(`cgdmer_hf.data.labels.plain_class_names`), then findings phrased as the reports phrase them. The descriptions
+were written from domain knowledge and the SCP-ECG statement descriptions of PTB-XL's `scp_statements.csv`, with
+report wording taken from training folds (1-8) only (no test-fold record was read), and passed through
+`cgdmer_hf.reports.clean_report`, which maps the German and Swedish device statements to English as it does for
+the pretraining reports. Pass a set to the pipeline as `candidate_labels=load_prompt_set("ptbxl_super")`: the
+descriptions of a class are a prompt ensemble.
 """
 
 from __future__ import annotations

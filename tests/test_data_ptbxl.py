@@ -214,3 +214,23 @@ def test_sample_superclasses_match_its_index():
     assert sorted(r["record_id"] for r in records) == sorted(index)
     for record in records:
         assert [int(v) for v in record["labels"]] == [index[record["record_id"]][n] for n in names]
+
+
+def test_plain_class_names_are_the_statement_descriptions():
+    from cgdmer_hf.data.labels import plain_class_names, ptbxl_label_names, read_scp_statements
+
+    statements = read_scp_statements(SAMPLE_DIR / "scp_statements.csv")
+    for label_set in ("super", "sub", "form", "rhythm"):
+        names = plain_class_names(label_set, statements)
+        assert sorted(names) == ptbxl_label_names(statements, label_set)
+        assert all(name and name.isascii() for name in names.values()), label_set
+    assert plain_class_names("super", statements)["MI"] == "myocardial infarction"
+    rhythm = plain_class_names("rhythm", statements)
+    assert (rhythm["STACH"], rhythm["SBRAD"], rhythm["AFIB"]) == ("sinus tachycardia", "sinus bradycardia",
+                                                                   "atrial fibrillation")
+    assert plain_class_names("sub", statements)["IRBBB"] == "incomplete right bundle branch block"
+    with pytest.raises(ValueError, match="needs PTB-XL's scp_statements"):
+        plain_class_names("super")
+    cpsc = plain_class_names("cpsc2018")
+    assert list(cpsc) == ["NORM", "AF", "I-AVB", "LBBB", "RBBB", "PAC", "PVC", "STD", "STE"]
+    assert (cpsc["NORM"], cpsc["AF"], cpsc["STE"]) == ("sinus rhythm", "atrial fibrillation", "st elevation")

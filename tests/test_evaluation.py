@@ -13,11 +13,11 @@ import cgdmer_hf  # noqa: F401
 from cgdmer_hf import CGDMERConfig, CGDMERModel, cli, load_prompt_set
 from cgdmer_hf import evaluation as E
 from cgdmer_hf.data import cinc_label_names, label_names, load_ptbxl, split_by_fold
-from cgdmer_hf.data.labels import ptbxl_label_names, read_scp_statements
+from cgdmer_hf.data.labels import plain_class_names, ptbxl_label_names, read_scp_statements
 from cgdmer_hf.feature_extraction_cgdmer import CGDMERFeatureExtractor
 from cgdmer_hf.processing_cgdmer import CGDMERProcessor
 from cgdmer_hf.prompts import PROMPT_SETS
-from cgdmer_hf.reports import load_default_tokenizer
+from cgdmer_hf.reports import clean_report, load_default_tokenizer
 from cgdmer_hf.samples import sample_data_dir
 
 FAST = dict(fractions=(0.5, 1.0), seeds=(0,), bootstrap=0, plots=False)
@@ -208,9 +208,14 @@ def test_prompt_sets_cover_their_label_sets(name):
     else:
         expected = cinc_label_names(name)
     assert sorted(prompts) == sorted(expected)
+    plain = plain_class_names(name.split("_", 1)[1] if name.startswith("ptbxl_") else name,
+                              statements if name.startswith("ptbxl_") else None)
     for label, descriptions in prompts.items():
-        assert len(descriptions) >= 3 and len(set(descriptions)) == len(descriptions), label
-        assert all(d == d.strip().lower() for d in descriptions), label
+        # English first: the plain class name leads, and every description is already in the reports' English
+        # text space (cleaning and translating it changes nothing).
+        assert descriptions[0] == clean_report(plain[label]), label
+        assert len(set(descriptions)) == len(descriptions), label
+        assert all(clean_report(d) == d for d in descriptions), label
 
 
 def test_prompt_set_errors(tmp_path):

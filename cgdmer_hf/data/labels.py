@@ -199,3 +199,39 @@ def cinc_record_labels(codes: Iterable[str], label_set: str = "cpsc2018") -> lis
     code_map = cinc_code_map(label_set)
     present = {code_map[code] for code in codes if code in code_map}
     return [name for name in cinc_label_names(label_set) if name in present]
+
+
+# ---------------------------------------------------------------- plain English class names
+# PTB-XL superclasses and the subclasses that are not SCP codes themselves have no description in
+# `scp_statements.csv`: these are the PTB-XL paper's names (Wagner et al. 2020, table 2) and its statement
+# descriptions joined. Every other PTB-XL class is an SCP code, named by its `description`.
+PTBXL_GROUP_NAMES = {
+    "NORM": "normal ECG", "MI": "myocardial infarction", "STTC": "ST/T change", "CD": "conduction disturbance",
+    "HYP": "hypertrophy", "_AVB": "AV block", "LAFB/LPFB": "left anterior or left posterior fascicular block",
+    "ISCA": "ischemic in anterior leads", "ISCI": "ischemic in inferior leads",
+}  # fmt: skip
+
+
+def plain_class_names(label_set: str, statements: Optional[Mapping[str, Mapping[str, str]]] = None
+                      ) -> dict[str, str]:
+    """`{class: plain English name}` of a label set, with no tuning: the `description` of a PTB-XL SCP code
+    (`statements`, as `read_scp_statements` gives them; needed for PTB-XL sets), `PTBXL_GROUP_NAMES` for
+    PTB-XL's classes that are groups of codes, the `Dx` name of the CinC 2021 mapping for CinC classes."""
+    if label_set in CINC_LABEL_SETS:
+        rows = _read_csv("cinc2021_dx_mapping_scored.csv") + _read_csv("cinc2021_dx_mapping_unscored.csv")
+        dx = {row["SNOMEDCTCode"]: row["Dx"] for row in rows}
+        first_code: dict[str, str] = {}
+        for code, name in _cinc_table(label_set)[1]:
+            first_code.setdefault(name, code)
+        return {name: dx[first_code[name]] for name in cinc_label_names(label_set)}
+    if statements is None:
+        raise ValueError(f"plain_class_names({label_set!r}) needs PTB-XL's scp_statements (read_scp_statements)")
+    names = {}
+    for name in ptbxl_label_names(statements, label_set):
+        if name in PTBXL_GROUP_NAMES:
+            names[name] = PTBXL_GROUP_NAMES[name]
+        elif name in statements and statements[name].get("description", "").strip():
+            names[name] = statements[name]["description"].strip()
+        else:
+            raise ValueError(f"No plain English name for PTB-XL class {name!r} of label set {label_set!r}")
+    return names
