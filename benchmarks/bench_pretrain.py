@@ -7,6 +7,7 @@ steps and times the last `--steps`.
     python benchmarks/bench_pretrain.py                          # CPU: small, float32
     python benchmarks/bench_pretrain.py --presets small base     # GPU: bf16 by default, MFU against the bf16 peak
     python benchmarks/bench_pretrain.py --designs default v0.1   # the divided-attention design against v0.1
+    python benchmarks/bench_pretrain.py --profile --threads 2    # where the step's time goes, fp32 and bf16
 
 On a shared CPU, other processes' threads can slow OpenMP down many times over (the 1-minute load average is
 saved with the result); `--threads 1 2` measures both settings.
@@ -21,6 +22,7 @@ over the device's dense bf16 peak (known for H100/H200/A100; otherwise not repor
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import platform
@@ -200,8 +202,6 @@ def _attribute(events, labels: set[str]) -> dict[str, float]:
     for event in ranges:
         add(f"{event.name} | forward", event.time_range.elapsed_us())
     starts = [r.time_range.start for r in ranges]
-    import bisect
-
     for event in events:
         if event.sequence_nr < 0 or event.name.startswith("autograd::") or event.name in labels:
             continue
@@ -302,6 +302,10 @@ def main() -> None:
                         help="data loader workers (default 4 on GPU, where one process cannot feed it, 0 on CPU)")
     parser.add_argument("--designs", nargs="+", choices=list(DESIGNS), default=["default"],
                         help="ECG tower designs to time: the defaults and/or v0.1's joint attention")
+    parser.add_argument("--profile", action="store_true",
+                        help="CPU: instead of Trainer throughput, the time share of each part of the step, fp32 and "
+                             "bf16 autocast interleaved (written under 'profile' in the JSON)")
+    parser.add_argument("--rounds", type=int, default=3, help="--profile: interleaved fp32/bf16 rounds")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
 
@@ -311,6 +315,20 @@ def main() -> None:
 
 
     cuda = torch.cuda.is_available() and not args.cpu
+    if args.profile:
+        if args.threads[0]:
+            torch.set_num_threads(args.threads[0])
+        profiles = []
+        for preset in args.presets or ["small"]:
+            profiles.append(profile_step(preset, args.batch_size or 16, args.steps or 3, args.rounds, args.designs[0]))
+            print_profile(profiles[-1])
+        path = Path(args.output)
+        result = json.loads(path.read_text()) if path.exists() else {"benchmark": "pretrain"}
+        result["profile"] = profiles
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+        print(f"Wrote {args.output} (profile)")
+        return
     presets = args.presets or (["small", "base"] if cuda else ["small"])
     batch_size = args.batch_size or (128 if cuda else 16)
     steps = args.steps or (50 if cuda else 10)
