@@ -35,7 +35,9 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     p.add_argument("--preset", default="small")
-    p.add_argument("--masking", choices=["spatial_temporal", "random"], default="spatial_temporal")
+    from cgdmer_hf.configuration_cgdmer import MASKING_STRATEGIES
+
+    p.add_argument("--masking", choices=list(MASKING_STRATEGIES), default="spatial_temporal")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
@@ -207,10 +209,10 @@ def limb_lead_loss(model, batch) -> float:
 
 def validation_batches(dataset, batch_size: int = 64) -> list[dict]:
     """Model-input batches (ECG columns only) of a prepared split, in order."""
-    from cgdmer_hf.evaluation import ecg_collate
+    from cgdmer_hf.data import ECG_INPUT_NAMES, collate_ecgs
 
-    rows = dataset.select_columns(["ecg_values", "lead_mask", "ecg_attention_mask"]).with_format("numpy")
-    return [ecg_collate([rows[j] for j in range(i, min(i + batch_size, len(rows)))])
+    rows = dataset.select_columns(list(ECG_INPUT_NAMES)).with_format("numpy")
+    return [collate_ecgs([rows[j] for j in range(i, min(i + batch_size, len(rows)))])
             for i in range(0, len(rows), batch_size)]
 
 
@@ -259,8 +261,7 @@ def main() -> int:
     from tqdm.auto import tqdm
 
     from cgdmer_hf import CGDMERConfig, CGDMERForPreTraining
-    from cgdmer_hf.data import load_ptbxl
-    from cgdmer_hf.evaluation import ecg_collate
+    from cgdmer_hf.data import ECG_INPUT_NAMES, collate_ecgs, load_ptbxl
 
     torch.manual_seed(args.seed)
     if args.model:
@@ -270,7 +271,7 @@ def main() -> int:
         config = CGDMERConfig.from_preset(args.preset, ecg_config={"masking_strategy": args.masking,
                                                                    **ecg_overrides(args.set)})
         model = CGDMERForPreTraining(config).train()
-    columns = ["ecg_values", "lead_mask", "ecg_attention_mask"]
+    columns = list(ECG_INPUT_NAMES)
     splits = {split: load_ptbxl(args.data, label_set="super", split=split) for split in ("train", "validation")}
     train = splits["train"].select_columns(columns).with_format("numpy")
     val_batches = validation_batches(splits["validation"])
@@ -286,7 +287,7 @@ def main() -> int:
     start = time.perf_counter()
     for step in tqdm(range(1, args.steps + 1), desc=f"masked ECG ({args.name or args.masking})"):
         ids = torch.randint(0, len(train), (args.batch_size,), generator=generator).tolist()
-        loss = model(**ecg_collate([train[i] for i in ids])).ecg_loss
+        loss = model(**collate_ecgs([train[i] for i in ids])).ecg_loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

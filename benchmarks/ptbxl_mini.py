@@ -150,11 +150,14 @@ def resumable_checkpoint(run_dir: Path, max_steps: int) -> Optional[str]:
     return last
 
 
-def _evaluate(model_dir: Path, data: dict[str, Any], dataset_name: str, args, **settings: Any) -> list[dict]:
-    """One `evaluate_model` call, its result rows tagged with the data set (per-class AUCs kept for zero-shot)."""
+def _evaluate(model_dir: Path, data: dict[str, Any], dataset_name: str, args, features=None,
+              **settings: Any) -> list[dict]:
+    """One `evaluate_model` call, its result rows tagged with the data set (per-class AUCs kept for zero-shot).
+    `features`: a `FeatureCache` shared by the calls of one row (the label sets read the same fold-9 and fold-10
+    records, so each split is embedded once per kind)."""
     from cgdmer_hf.evaluation import EvaluationSettings, evaluate_model
 
-    result = evaluate_model(str(model_dir), data[dataset_name], settings=EvaluationSettings(
+    result = evaluate_model(str(model_dir), data[dataset_name], features=features, settings=EvaluationSettings(
         random_baseline=False, bootstrap=args.bootstrap, plots=False, keep_test_scores=True, **settings))
     save_test_scores(model_dir.name, dataset_name, result["test_scores"], args.results_dir)
     rows = []
@@ -221,29 +224,34 @@ def paired_probe_differences(results_dir: Path, reference: str, rows: list[str],
     return out
 
 
-def zero_shot_rows(model_dir: Path, data: dict[str, Any], args) -> list[dict[str, Any]]:
+def zero_shot_rows(model_dir: Path, data: dict[str, Any], args, features=None) -> list[dict[str, Any]]:
     """Zero-shot on every PTB-XL label set with the full prompt ensemble and with prompts chosen per class on
     fold 9 (`prompt_selection`), and on CPSC2018 with the ensemble (it has no validation split)."""
+    from cgdmer_hf.evaluation import FeatureCache
+
+    features = features if features is not None else FeatureCache()
     rows = []
     for label_set in ZERO_SHOT_SETS:
         for tune in (False, True):
-            for row in _evaluate(model_dir, data, label_set, args, tasks=("zero-shot",), tune_prompts=tune):
+            for row in _evaluate(model_dir, data, label_set, args, features, tasks=("zero-shot",),
+                                 tune_prompts=tune):
                 rows.append({**row, "prompt_selection": "fold 9" if tune else "ensemble"})
     rows += [{**row, "prompt_selection": "ensemble"}
-             for row in _evaluate(model_dir, data, "cpsc2018", args, tasks=("zero-shot",))]
+             for row in _evaluate(model_dir, data, "cpsc2018", args, features, tasks=("zero-shot",))]
     return rows
 
 
 def evaluate_row(model_dir: Path, data: dict[str, Any], args) -> list[dict[str, Any]]:
-    from cgdmer_hf.evaluation import FinetuneSettings
+    from cgdmer_hf.evaluation import FeatureCache, FinetuneSettings
 
-    rows = zero_shot_rows(model_dir, data, args) if "zero-shot" in args.tasks else []
+    features = FeatureCache()  # the row's model is loaded, and each split embedded, once
+    rows = zero_shot_rows(model_dir, data, args, features) if "zero-shot" in args.tasks else []
     if "linear-probe" in args.tasks:
-        rows += _evaluate(model_dir, data, "super", args, tasks=("linear-probe",), fractions=(0.01, 0.1, 1.0),
-                          seeds=tuple(args.seeds))
+        rows += _evaluate(model_dir, data, "super", args, features, tasks=("linear-probe",),
+                          fractions=(0.01, 0.1, 1.0), seeds=tuple(args.seeds))
     if "finetune" in args.tasks:
-        rows += _evaluate(model_dir, data, "super", args, tasks=("finetune",), fractions=(1.0,), seeds=(0,),
-                          finetune=FinetuneSettings(epochs=args.finetune_epochs, learning_rate=3e-4))
+        rows += _evaluate(model_dir, data, "super", args, features, tasks=("finetune",), fractions=(1.0,),
+                          seeds=(0,), finetune=FinetuneSettings(epochs=args.finetune_epochs, learning_rate=3e-4))
     return rows
 
 

@@ -16,7 +16,7 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
-from .configuration_cgdmer import CGDMERConfig, CGDMEREcgConfig, CGDMERTextConfig
+from .configuration_cgdmer import MASKING_STRATEGIES, CGDMERConfig, CGDMEREcgConfig, CGDMERTextConfig
 
 ECG_MODALITY, TEXT_MODALITY = 0, 1
 
@@ -744,6 +744,58 @@ class CGDMERModel(CGDMERPreTrainedModel):
             text_specific_embeds=text_specific,
         )
 
+    # ---- zero-shot classification ----------------------------------------------------------------------------
+    # The zero-shot pipeline, `training.ZeroShotEvaluation` and the evaluation harness all score with these:
+    # label embeddings of prompt ensembles, L2-normalised ECG embeddings, independent sigmoid scores.
+
+    @staticmethod
+    def _projected(features: torch.Tensor) -> torch.Tensor:
+        """The projected embedding tensor of a `get_ecg_features` / `get_text_features` result."""
+        return features
+
+    def zero_shot_ecg_embeddings(self, ecg_values: torch.Tensor, lead_mask: Optional[torch.Tensor] = None,
+                                 ecg_attention_mask: Optional[torch.Tensor] = None, normalize: bool = True
+                                 ) -> torch.Tensor:
+        """Shared ECG embeddings `(batch, projection_dim)` in float32, L2-normalised (what `zero_shot_scores`
+        compares) unless `normalize=False`."""
+        embeds = self._projected(self.get_ecg_features(ecg_values, lead_mask, ecg_attention_mask)).float()
+        return F.normalize(embeds, dim=-1) if normalize else embeds
+
+    @torch.no_grad()
+    def zero_shot_label_embeddings(self, prompts: dict[str, list[str]] | tuple[tuple[str, tuple[str, ...]], ...],
+                                   tokenizer) -> torch.Tensor:
+        """`(labels, projection_dim)` normalised float32 label embeddings: each description is embedded and
+        normalised, a label's descriptions (its prompt ensemble) are averaged and the mean normalised again.
+
+        `prompts`: `{label: description or [descriptions]}` or `((label, (description, ...)), ...)` (what the
+        pipeline's `build_prompts` validates), tokenized with the report `tokenizer`. A description longer than
+        the report encoder reads is refused (it would be cut silently)."""
+        if self.ecg_only:
+            raise ValueError("This model has no report encoder (ecg_only); zero-shot classification needs the text "
+                             "tower of a CGDMERModel or CGDMERForPreTraining checkpoint")
+        items = list(prompts.items()) if hasattr(prompts, "items") else list(prompts)
+        items = [(label, (descriptions,) if isinstance(descriptions, str) else tuple(descriptions))
+                 for label, descriptions in items]
+        texts = [(label, text) for label, descriptions in items for text in descriptions]
+        tokens = tokenizer([text for _, text in texts], padding=True, return_tensors="pt")
+        max_length = self.config.text_config.max_position_embeddings
+        long = [f"{label!r}: {text!r} ({n} tokens)"
+                for (label, text), n in zip(texts, tokens["attention_mask"].sum(-1).tolist(), strict=True)
+                if n > max_length]
+        if long:
+            raise ValueError(f"Label text longer than the report encoder's {max_length} tokens (it would be "
+                             f"truncated): {'; '.join(long)}; shorten it")
+        embeds = F.normalize(self._projected(self.get_text_features(tokens["input_ids"].to(self.device),
+                                                                    tokens["attention_mask"].to(self.device))
+                                             ).float(), dim=-1)
+        labels = torch.stack([chunk.mean(0) for chunk in embeds.split([len(d) for _, d in items])])
+        return F.normalize(labels, dim=-1)
+
+    def zero_shot_scores(self, ecg_embeds: torch.Tensor, label_embeds: torch.Tensor) -> torch.Tensor:
+        """Independent label probabilities `sigmoid(similarity_logits(ecg, label))`, `(n_ecg, n_labels)` float32,
+        of normalised ECG and label embeddings (`zero_shot_ecg_embeddings`, `zero_shot_label_embeddings`)."""
+        return torch.sigmoid(self.similarity_logits(ecg_embeds, label_embeds.to(ecg_embeds.device)).float())
+
 
 # --------------------------------------------------------------------------------------------------------------
 # Pretraining
@@ -774,10 +826,10 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
                           ) -> torch.Tensor:
         """Draw the pretraining mask, `(B, groups * patches)` bool, True = masked.
 
-        `"spatial_temporal"`: `round(lead_mask_ratio * leads)` whole leads and `round(time_mask_ratio * patches /
-        time_mask_span)` time spans (across all leads) are masked first, then random tokens until exactly
-        `round(mask_ratio * tokens)` are masked. `"random"`: random tokens only. Invalid tokens (absent leads,
-        padding) are masked before random valid ones, so the encoder sees as much real signal as possible.
+        The configured strategy (`configuration_cgdmer.MASKING_STRATEGIES`) chooses the tokens masked first (e.g.
+        `"spatial_temporal"`: whole leads and time spans; `"random"`: none), then random tokens until exactly
+        `round(mask_ratio * tokens)` are masked. Invalid tokens (absent leads, padding) are masked before random
+        valid ones, so the encoder sees as much real signal as possible.
         """
         cfg = self.config.ecg_config
         groups, patches = self.cgdmer.ecg_model.embeddings.num_groups, cfg.num_patches
@@ -787,16 +839,7 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
             return torch.rand(*shape, generator=generator, device=generator.device if generator else device
                               ).to(device)
 
-        forced = torch.zeros(batch, groups, patches, dtype=torch.bool, device=device)
-        if cfg.masking_strategy == "spatial_temporal":
-            if groups > 1:
-                leads = rand(batch, groups).argsort(-1)[:, : round(cfg.lead_mask_ratio * groups)]
-                forced |= torch.zeros(batch, groups, dtype=torch.bool, device=device).scatter(1, leads, True)[..., None]
-            span, slots = cfg.time_mask_span, patches // cfg.time_mask_span
-            chosen = rand(batch, slots).argsort(-1)[:, : round(cfg.time_mask_ratio * patches / span)]
-            spans = torch.zeros(batch, slots, dtype=torch.bool, device=device).scatter(1, chosen, True)
-            spans = F.pad(spans.repeat_interleave(span, dim=1), (0, patches - slots * span), value=False)
-            forced |= spans[:, None, :]
+        forced = MASKING_STRATEGIES[cfg.masking_strategy](cfg, batch, groups, patches, rand, device)
         score = rand(batch, groups * patches) + (~valid).float() + 2.0 * forced.reshape(batch, -1).float()
         num_masked = round(cfg.mask_ratio * groups * patches)
         order = score.argsort(dim=-1, descending=True)

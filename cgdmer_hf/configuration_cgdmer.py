@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+import torch
+import torch.nn.functional as F
 from transformers import PretrainedConfig
 
 STANDARD_LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
@@ -15,6 +17,50 @@ LEGACY_DEFAULTS: dict[str, Any] = {"encoder_attention": "joint", "decoder_attent
 
 
 ECG_MODEL_TYPE, MODEL_TYPE = "cgdmer_ecg_model", "cgdmer"
+
+
+def num_samples(sampling_rate: float, duration: float) -> int:
+    """Samples per lead of an ECG of `duration` seconds at `sampling_rate` Hz: `round(sampling_rate * duration)`
+    (the model's input length; the feature extractor and the model card use this one function)."""
+    return int(round(sampling_rate * duration))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Masking strategies of masked ECG modeling: name -> function; `CGDMERForPreTraining.generate_ecg_mask` calls the
+# configured one, and `CGDMEREcgConfig` accepts exactly these names. A strategy returns the tokens it masks first,
+# `(batch, groups, patches)` bool, drawing from `rand(*shape)` (uniform [0, 1)); random valid tokens then fill the
+# mask up to `mask_ratio`. A new strategy is one function plus one line in `MASKING_STRATEGIES`.
+# --------------------------------------------------------------------------------------------------------------
+MaskingStrategy = Callable[["CGDMEREcgConfig", int, int, int, Callable[..., torch.Tensor], torch.device],
+                           torch.Tensor]
+
+
+def random_masking(cfg: "CGDMEREcgConfig", batch: int, groups: int, patches: int,
+                   rand: Callable[..., torch.Tensor], device: torch.device) -> torch.Tensor:
+    """Random tokens only (an ablation): nothing is masked first."""
+    return torch.zeros(batch, groups, patches, dtype=torch.bool, device=device)
+
+
+def spatial_temporal_masking(cfg: "CGDMEREcgConfig", batch: int, groups: int, patches: int,
+                             rand: Callable[..., torch.Tensor], device: torch.device) -> torch.Tensor:
+    """`round(lead_mask_ratio * leads)` whole leads (when there is more than one token group) and
+    `round(time_mask_ratio * patches / time_mask_span)` time spans of `time_mask_span` patches, across all leads."""
+    forced = torch.zeros(batch, groups, patches, dtype=torch.bool, device=device)
+    if groups > 1:
+        leads = rand(batch, groups).argsort(-1)[:, : round(cfg.lead_mask_ratio * groups)]
+        forced |= torch.zeros(batch, groups, dtype=torch.bool, device=device).scatter(1, leads, True)[..., None]
+    span, slots = cfg.time_mask_span, patches // cfg.time_mask_span
+    chosen = rand(batch, slots).argsort(-1)[:, : round(cfg.time_mask_ratio * patches / span)]
+    spans = torch.zeros(batch, slots, dtype=torch.bool, device=device).scatter(1, chosen, True)
+    spans = F.pad(spans.repeat_interleave(span, dim=1), (0, patches - slots * span), value=False)
+    forced |= spans[:, None, :]
+    return forced
+
+
+MASKING_STRATEGIES: dict[str, MaskingStrategy] = {
+    "spatial_temporal": spatial_temporal_masking,
+    "random": random_masking,
+}
 
 
 def with_legacy_defaults(config_dict: dict[str, Any]) -> dict[str, Any]:
@@ -42,8 +88,9 @@ class CGDMEREcgConfig(PretrainedConfig):
         hidden_act, layer_norm_eps, hidden_dropout_prob, attention_dropout: backbone details.
         decoder_hidden_size, decoder_num_hidden_layers, decoder_num_attention_heads, decoder_intermediate_size:
             the light masked-ECG decoder used in pretraining only.
-        masking_strategy (`str`, defaults to `"spatial_temporal"`): `"spatial_temporal"` masks whole leads, whole
-            time spans across all leads and random patches; `"random"` masks random patches only (an ablation).
+        masking_strategy (`str`, defaults to `"spatial_temporal"`): a name of `MASKING_STRATEGIES`:
+            `"spatial_temporal"` masks whole leads, whole time spans across all leads and random patches; `"random"`
+            masks random patches only (an ablation).
         mask_ratio (`float`, defaults to 0.75): fraction of all tokens masked in pretraining.
         lead_mask_ratio (`float`, defaults to 0.25): fraction of leads masked whole (spatial masking).
         time_mask_ratio (`float`, defaults to 0.25): fraction of time patches masked across all leads.
@@ -142,7 +189,7 @@ class CGDMEREcgConfig(PretrainedConfig):
     @property
     def num_samples(self) -> int:
         """Samples per lead the model takes: `sampling_rate * duration`."""
-        return int(round(self.sampling_rate * self.duration))
+        return num_samples(self.sampling_rate, self.duration)
 
     @property
     def num_patches(self) -> int:
@@ -161,10 +208,9 @@ class CGDMEREcgConfig(PretrainedConfig):
                                  f"(got {self.token_mode!r}); set {name}='joint'")
         if self.position_init_std is not None and self.position_init_std <= 0:
             raise ValueError(f"position_init_std must be positive, got {self.position_init_std}")
-        if self.masking_strategy not in ("spatial_temporal", "random"):
-            raise ValueError(
-                f"masking_strategy must be 'spatial_temporal' or 'random', got {self.masking_strategy!r}"
-            )
+        if self.masking_strategy not in MASKING_STRATEGIES:
+            names = " or ".join(f"'{name}'" for name in MASKING_STRATEGIES)
+            raise ValueError(f"masking_strategy must be {names}, got {self.masking_strategy!r}")
         if self.num_samples % self.patch_size:
             raise ValueError(
                 f"sampling_rate * duration = {self.num_samples} samples is not a multiple of "

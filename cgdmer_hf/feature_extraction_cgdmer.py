@@ -23,7 +23,7 @@ from scipy import signal as sps
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType
 
-from .configuration_cgdmer import STANDARD_LEADS
+from .configuration_cgdmer import STANDARD_LEADS, num_samples
 
 logger = logging.getLogger(__name__)
 
@@ -575,7 +575,7 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
     @property
     def num_samples(self) -> int:
         """Samples per lead in the output: `sampling_rate * duration`."""
-        return int(round(self.sampling_rate * self.duration))
+        return num_samples(self.sampling_rate, self.duration)
 
     def _validate_settings(self) -> None:
         unknown = [n for n in self.lead_names if canonical_lead_name(n) != n]

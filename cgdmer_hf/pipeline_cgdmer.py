@@ -169,14 +169,6 @@ def _check_lead_names(lead_names: Any) -> None:
                         f"; for a one-lead ECG pass [{lead_names!r}]")
 
 
-def _dual_encoder(model: torch.nn.Module) -> torch.nn.Module:
-    """The `CGDMERModel` inside `model` (itself, or the `.cgdmer` of a pretraining / classification model)."""
-    core = model if hasattr(model, "get_ecg_features") else getattr(model, "cgdmer", None)
-    if core is None or not hasattr(core, "get_ecg_features"):
-        raise ValueError(f"{type(model).__name__} is not a CG-DMER model (no get_ecg_features)")
-    return core
-
-
 class _ECGPipelineMixin:
     """ECG input handling shared by the CG-DMER pipelines: arrays, WFDB paths, `wfdb.Record`s, dicts, batches."""
 
@@ -224,9 +216,8 @@ class _ECGPipelineMixin:
         inputs["ecg_values"] = inputs["ecg_values"].to(self.dtype or torch.float32)
         return inputs
 
-    @staticmethod
-    def _ecg_kwargs(model_inputs: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: model_inputs[k] for k in ("ecg_values", "lead_mask", "ecg_attention_mask") if k in model_inputs}
+    def _ecg_kwargs(self, model_inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: model_inputs[k] for k in self.feature_extractor.model_input_names if k in model_inputs}
 
 
 def _rewrapped(err: Exception, message: str) -> Exception:
@@ -252,7 +243,8 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
 
     Each candidate label is embedded with the report encoder (a prompt ensemble averages the normalised embeddings
     of the label's descriptions, then normalises again); each ECG is embedded with the ECG encoder; a label's score
-    is `sigmoid(model.similarity_logits(ecg, label))`, an independent probability per label.
+    is `sigmoid(model.similarity_logits(ecg, label))`, an independent probability per label. The model computes all
+    three (`CGDMERModel.zero_shot_label_embeddings`, `zero_shot_ecg_embeddings`, `zero_shot_scores`).
 
     Inputs: an array `(leads, samples)` with `sampling_rate` (and `lead_names` when the rows are not the standard
     I, II, III, aVR, aVL, aVF, V1-V6), a WFDB record path, a `wfdb.Record`, a dict `{"ecg": ..., "sampling_rate":
@@ -331,46 +323,22 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
             return self._label_cache[prompts]
         if self.tokenizer is None:
             raise ValueError("This pipeline has no tokenizer; pass tokenizer= to pipeline()")
-        model = _dual_encoder(self.model)
-        if not hasattr(model, "text_model"):
-            raise ValueError("This model has no report encoder (ecg_only); zero-shot classification needs the text "
-                             "tower of a CGDMERModel or CGDMERForPreTraining checkpoint")
-        texts = [text for _, descriptions in prompts for text in descriptions]
-        max_length = model.config.text_config.max_position_embeddings
-        tokens = self.tokenizer(texts, padding=True, return_tensors="pt")
-        _check_lengths(prompts, tokens["attention_mask"].sum(-1).tolist(), max_length)
-        with torch.no_grad():
-            embeds = F.normalize(model.get_text_features(tokens["input_ids"].to(self.device),
-                                                        tokens["attention_mask"].to(self.device)).float(), dim=-1)
-        sizes = [len(descriptions) for _, descriptions in prompts]
-        labels = torch.stack([chunk.mean(0) for chunk in embeds.split(sizes)])
-        self._label_cache[prompts] = F.normalize(labels, dim=-1)
+        self._label_cache[prompts] = self.model.base_model.zero_shot_label_embeddings(prompts, self.tokenizer)
         return self._label_cache[prompts]
 
     def _forward(self, model_inputs: dict[str, torch.Tensor], prompts: Optional[Prompts] = None) -> dict[str, Any]:
         if prompts is None:
             raise ValueError(_LABELS_REQUIRED)
-        model = _dual_encoder(self.model)
+        model = self.model.base_model
         labels = self.label_embeddings(prompts)
-        ecg = F.normalize(model.get_ecg_features(**self._ecg_kwargs(model_inputs)).float(), dim=-1)
-        logits = model.similarity_logits(ecg, labels.to(ecg.device)).float()
-        return {"logits": logits}
+        ecg = model.zero_shot_ecg_embeddings(**self._ecg_kwargs(model_inputs))
+        return {"scores": model.zero_shot_scores(ecg, labels)}
 
     def postprocess(self, model_outputs: dict[str, Any], labels: Sequence[str] = (), top_k: Optional[int] = None
                     ) -> list[dict[str, Any]]:
-        scores = torch.sigmoid(model_outputs["logits"].reshape(-1)).tolist()
+        scores = model_outputs["scores"].reshape(-1).tolist()
         ranked = sorted(zip(labels, scores, strict=True), key=lambda pair: -pair[1])[:top_k]
         return [{"label": label, "score": score} for label, score in ranked]
-
-
-def _check_lengths(prompts: Prompts, lengths: Sequence[int], max_length: int) -> None:
-    """Refuse label texts longer than the report encoder reads (they would be cut silently)."""
-    texts = [(label, text) for label, descriptions in prompts for text in descriptions]
-    long = [f"{label!r}: {text!r} ({n} tokens)" for (label, text), n in zip(texts, lengths, strict=True)
-            if n > max_length]
-    if long:
-        raise ValueError(f"Label text longer than the report encoder's {max_length} tokens (it would be truncated): "
-                         f"{'; '.join(long)}; shorten it")
 
 
 class ECGFeatureExtractionPipeline(_ECGPipelineMixin, Pipeline):
@@ -418,10 +386,11 @@ class ECGFeatureExtractionPipeline(_ECGPipelineMixin, Pipeline):
         return self._preprocess_ecg(ecg, sampling_rate, lead_names)
 
     def _forward(self, model_inputs, kind: str = "representation", normalize: bool = False):
-        model = _dual_encoder(self.model)
+        model = self.model.base_model
         inputs = self._ecg_kwargs(model_inputs)
-        embeds = model.get_ecg_features(**inputs) if kind == "shared" else model.get_ecg_representation(**inputs)
-        embeds = embeds.float()
+        if kind == "shared":
+            return {"embeddings": model.zero_shot_ecg_embeddings(**inputs, normalize=normalize)}
+        embeds = model.get_ecg_representation(**inputs).float()
         return {"embeddings": F.normalize(embeds, dim=-1) if normalize else embeds}
 
     def postprocess(self, model_outputs, return_tensors: bool = False):

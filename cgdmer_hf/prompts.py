@@ -7,6 +7,11 @@ report wording taken from training folds (1-8) only (no test-fold record was rea
 `cgdmer_hf.reports.clean_report`, which maps the German and Swedish device statements to English as it does for
 the pretraining reports. Pass a set to the pipeline as `candidate_labels=load_prompt_set("ptbxl_super")`: the
 descriptions of a class are a prompt ensemble.
+
+The shipped sets are the files of `resources/prompts/` (a new set is a new file). The set of a label set is named
+`<reader>_<label set>` or `<label set>` (`ptbxl_super` for PTB-XL's `super`, `cpsc2018` for CinC's `cpsc2018`).
+Prompts are checked by the pipeline's `build_prompts` (the one validator) and, for scoring, cleaned with
+`clean_report` like the pretraining reports (`clean_prompts`).
 """
 
 from __future__ import annotations
@@ -14,12 +19,31 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Optional, Union
+from typing import Mapping, Optional, Sequence, Union
 
-PROMPT_SETS = ("ptbxl_super", "ptbxl_sub", "ptbxl_form", "ptbxl_rhythm", "cpsc2018")
-# Label set name (as stored by `cgdmer_hf.data` readers) -> prompt set.
-LABEL_SET_PROMPTS = {"super": "ptbxl_super", "sub": "ptbxl_sub", "form": "ptbxl_form", "rhythm": "ptbxl_rhythm",
-                     "cpsc2018": "cpsc2018"}  # fmt: skip
+from .pipeline_cgdmer import Prompts, build_prompts
+
+_PROMPTS_DIR = resources.files("cgdmer_hf") / "resources" / "prompts"
+PROMPT_SETS = tuple(sorted(p.name[: -len(".json")] for p in _PROMPTS_DIR.iterdir() if p.name.endswith(".json")))
+
+
+def label_set_prompts() -> dict[str, str]:
+    """Label set name (as stored by the `cgdmer_hf.data` readers) -> its shipped prompt set."""
+    from .data import READERS
+
+    found = {}
+    for reader in READERS.values():
+        for label_set in reader.label_sets:
+            name = next((n for n in (f"{reader.name}_{label_set}", label_set) if n in PROMPT_SETS), None)
+            if name is not None:
+                found[label_set] = name
+    return found
+
+
+def __getattr__(name: str):
+    if name == "LABEL_SET_PROMPTS":  # computed on first use: it reads the reader registry (`cgdmer_hf.data`)
+        return label_set_prompts()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _read(path: Union[str, Path], source: str) -> dict[str, list[str]]:
@@ -32,11 +56,10 @@ def _read(path: Union[str, Path], source: str) -> dict[str, list[str]]:
 
 
 def validate_prompt_set(data: object, source: str = "prompt set") -> dict[str, list[str]]:
-    """Check a `{label: [description, ...]}` mapping with the pipeline's rules (`build_prompts`: string labels
-    and descriptions, valid Unicode, no empty or duplicated label); blank descriptions are dropped. A `ValueError`
-    prefixed with `source` names the problem."""
-    from .pipeline_cgdmer import build_prompts
-
+    """A `{label: [description, ...]}` mapping checked by the pipeline's `build_prompts` (string labels and
+    descriptions, valid Unicode, no empty or duplicated label; blank descriptions dropped); a `ValueError`
+    prefixed with `source` names the problem. Anything but a JSON object (a list would read as labels) is
+    refused."""
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{source} must be a non-empty JSON object {{label: [descriptions]}}")
     try:
@@ -49,8 +72,7 @@ def validate_prompt_set(data: object, source: str = "prompt set") -> dict[str, l
 def load_prompt_set(name: str) -> dict[str, list[str]]:
     """A shipped prompt set by name (`PROMPT_SETS`), or a JSON file path `{label: [descriptions]}`."""
     if name in PROMPT_SETS:
-        path = resources.files("cgdmer_hf") / "resources" / "prompts" / f"{name}.json"
-        return _read(path, name)
+        return _read(_PROMPTS_DIR / f"{name}.json", name)
     if Path(name).suffix == ".json" or Path(name).exists():
         if not Path(name).is_file():
             raise FileNotFoundError(f"Prompt set file not found: {name}")
@@ -60,12 +82,33 @@ def load_prompt_set(name: str) -> dict[str, list[str]]:
 
 def prompt_set_for_label_set(label_set: Optional[str]) -> str:
     """The shipped prompt set of a label set; a `ValueError` naming label sets without one."""
-    if label_set not in LABEL_SET_PROMPTS:
+    known = label_set_prompts()
+    if label_set not in known:
         raise ValueError(
             f"No prompt set for label set {label_set!r}: zero-shot classification knows "
-            f"{sorted(LABEL_SET_PROMPTS)}; pass your own prompts (a JSON file {{label: [descriptions]}})"
+            f"{sorted(known)}; pass your own prompts (a JSON file {{label: [descriptions]}})"
         )
-    return LABEL_SET_PROMPTS[label_set]
+    return known[label_set]
 
 
-__all__ = ["PROMPT_SETS", "LABEL_SET_PROMPTS", "load_prompt_set", "prompt_set_for_label_set", "validate_prompt_set"]
+def align_prompts(prompts: Mapping[str, Union[str, Sequence[str]]], label_names: Sequence[str]
+                  ) -> dict[str, list[str]]:
+    """Prompts in `label_names` order; a `ValueError` names classes without prompts."""
+    missing = [name for name in label_names if name not in prompts]
+    if missing:
+        raise ValueError(f"The prompt set has no descriptions for the class(es) {missing}")
+    return {name: list(prompts[name]) if not isinstance(prompts[name], str) else [prompts[name]]
+            for name in label_names}
+
+
+def clean_prompts(prompts: Mapping[str, Union[str, Sequence[str]]]) -> Prompts:
+    """Prompts as zero-shot scoring reads them: each description cleaned with `clean_report` (as the pretraining
+    reports are), then checked by `build_prompts`: `((label, (description, ...)), ...)`."""
+    from .reports import clean_report
+
+    return build_prompts({label: [clean_report(d) for d in ([descs] if isinstance(descs, str) else descs)]
+                          for label, descs in prompts.items()})
+
+
+__all__ = ["PROMPT_SETS", "LABEL_SET_PROMPTS", "align_prompts", "label_set_prompts", "load_prompt_set",
+           "prompt_set_for_label_set", "validate_prompt_set", "clean_prompts"]

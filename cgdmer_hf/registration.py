@@ -29,7 +29,7 @@ def register() -> None:
     CGDMERModel.register_for_auto_class("AutoModel")
     CGDMERForPreTraining.register_for_auto_class("AutoModelForPreTraining")
     CGDMERForECGClassification.register_for_auto_class("AutoModelForSequenceClassification")
-    # --- feature extractor / processor / pipeline registration (issue 3 and 6 add theirs here) ---
+    # The feature extractor, the processor and the zero-shot pipeline.
     from transformers import AutoFeatureExtractor, AutoProcessor
 
     from .feature_extraction_cgdmer import CGDMERFeatureExtractor

@@ -15,8 +15,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
 
 import cgdmer_hf  # noqa: F401  (registers the CG-DMER Auto classes)
-from cgdmer_hf.data import label_names, load_ptbxl
-from cgdmer_hf.evaluation import classifier_scores, ecg_collate, macro_roc_auc
+from cgdmer_hf.data import collate_ecgs, label_names, load_ptbxl
+from cgdmer_hf.evaluation import classifier_scores, macro_roc_auc
 from cgdmer_hf.samples import sample_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def main() -> None:
         remove_unused_columns=False, report_to=[], seed=0,
     )
     trainer = Trainer(model=model, args=training_args, train_dataset=splits["train"],
-                      eval_dataset=splits["validation"], data_collator=ecg_collate, compute_metrics=compute_metrics)
+                      eval_dataset=splits["validation"], data_collator=collate_ecgs, compute_metrics=compute_metrics)
     trainer.train()
     test_auc = macro_roc_auc(classifier_scores(trainer.model, splits["test"]),
                              splits["test"].with_format("numpy")["labels"])

@@ -98,3 +98,27 @@ def test_prepare_mimic_layout_fixture(tmp_path):
     assert summary["layout"] == "mimic" and summary["records"] == 3 and summary["reports"] == 2
     assert load_from_disk(str(out))["labels"][:] == [[], [], []]
     assert main(["prepare", str(root), "-o", str(tmp_path / "m2"), "--split", "test"]) == 2
+
+
+def test_every_reader_declares_itself_in_one_place():
+    """Layout detection, `cgdmer prepare --layout`, the evaluation's data loading and the prompt sets read the
+    readers' `READER` declarations."""
+    from cgdmer_hf.commands import prepare
+    from cgdmer_hf.data import DEFAULT_LABEL_SETS, LOADERS, READERS, dataset_name
+    from cgdmer_hf.prompts import PROMPT_SETS, label_set_prompts
+
+    assert list(READERS) == ["ptbxl", "mimic", "cinc"]
+    assert LOADERS == {name: r.load for name, r in READERS.items()}
+    assert DEFAULT_LABEL_SETS == {"ptbxl": "super", "mimic": None, "cinc": "cpsc2018"}
+    assert detect_layout(SAMPLE_DIR) == "ptbxl" and detect_layout(CPSC_SAMPLE_DIR) == "cinc"
+    assert [dataset_name(s) for s in ("super", "all", "cpsc2018", "chapman", "nothing")] == [
+        "PTB-XL", "PTB-XL", "CPSC2018", "Chapman-Shaoxing-Ningbo", None]
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    prepare.add_arguments(parser)
+    assert next(a for a in parser._actions if a.dest == "layout").choices == tuple(READERS)
+    assert label_set_prompts() == {"super": "ptbxl_super", "sub": "ptbxl_sub", "form": "ptbxl_form",
+                                   "rhythm": "ptbxl_rhythm", "cpsc2018": "cpsc2018"}
+    shipped = Path(__file__).resolve().parents[1] / "cgdmer_hf" / "resources" / "prompts"
+    assert set(PROMPT_SETS) == {p.stem for p in shipped.glob("*.json")}

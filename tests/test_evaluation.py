@@ -62,7 +62,7 @@ def test_metric_module_equals_hand_computed_auc():
 
 
 def test_roc_curve_and_bootstrap():
-    _, _, roc_curve = E._auc_functions()
+    _, _, roc_curve = E.metrics._auc_functions()
     fpr, tpr = roc_curve([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
     np.testing.assert_allclose(fpr, [0, 0, 0.5, 0.5, 1])
     np.testing.assert_allclose(tpr, [0, 0.5, 0.5, 1, 1])
@@ -302,3 +302,32 @@ def test_cli_embed(model_dir, prepared_dir, sample, tmp_path, capsys):
     assert "must end in .npy or .parquet" in capsys.readouterr().err
     assert cli.main(["embed", str(model_dir), "--data", str(prepared_dir), "--output", str(npy)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ feature cache
+def test_a_shared_feature_cache_embeds_each_split_once_per_model(model_dir, splits, monkeypatch):
+    """Label sets of the same records (PTB-XL `super` and `rhythm` here), tasks and prompt modes reuse one
+    computation per split and kind; the results equal those of separate calls."""
+    from cgdmer_hf.evaluation import embeddings
+
+    computed, compute = [], embeddings.compute_embeddings
+    monkeypatch.setattr(embeddings, "compute_embeddings",
+                        lambda model, dataset, kind, *args, **kwargs: computed.append((len(dataset), kind))
+                        or compute(model, dataset, kind, *args, **kwargs))
+    rhythm = split_by_fold(load_ptbxl(sample_data_dir(), label_set="rhythm"))
+    kwargs = dict(tasks=("zero-shot",), random_baseline=False, bootstrap=0, plots=False)
+    alone = [E.evaluate_model(str(model_dir), data, tune_prompts=tune, **kwargs)["results"]
+             for data in (splits, rhythm) for tune in (False, True)]
+    computed.clear()
+    cache = E.FeatureCache()
+    shared = [E.evaluate_model(str(model_dir), data, tune_prompts=tune, features=cache, **kwargs)["results"]
+              for data in (splits, rhythm) for tune in (False, True)]
+    shared.append(E.evaluate_model(str(model_dir), splits, features=cache, **{**kwargs, **FAST,
+                                                                             "tasks": ("linear-probe",)})["results"])
+    assert shared[:4] == alone
+    sizes = {name: len(split) for name, split in splits.items()}
+    assert sorted(computed) == sorted([(sizes["test"], "shared"), (sizes["validation"], "shared"),
+                                       (sizes["train"], "representation"), (sizes["validation"], "representation"),
+                                       (sizes["test"], "representation")])
+    assert embeddings.ecg_fingerprint(splits["test"]) == embeddings.ecg_fingerprint(rhythm["test"])
+    assert embeddings.ecg_fingerprint(splits["test"]) != embeddings.ecg_fingerprint(splits["validation"])

@@ -197,7 +197,7 @@ def test_prepare_after_a_kill_between_the_two_renames_names_the_hidden_folders(s
 
 
 def test_evaluate_overwrite_that_fails_while_writing_keeps_the_old_results(tmp_path, capsys, monkeypatch):
-    import cgdmer_hf.evaluation as evaluation
+    import cgdmer_hf.evaluation.report as evaluation
 
     out = tmp_path / "eval"
     argv = ["evaluate", BASE_MODEL, "--data", SAMPLE_DIR, "--output", out, "--tasks", "zero-shot",
@@ -305,10 +305,10 @@ def test_resume_takes_the_newest_complete_checkpoint_and_names_the_skipped(kille
         resumed_from.append(resume_from_checkpoint)
         return train(self, resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
-    import cgdmer_hf.training as training
+    import cgdmer_hf.training.checkpoints as checkpoints
 
-    checked, check_files = [], training.check_checkpoint_files
-    monkeypatch.setattr(training, "check_checkpoint_files",
+    checked, check_files = [], checkpoints.check_checkpoint_files
+    monkeypatch.setattr(checkpoints, "check_checkpoint_files",
                         lambda folder: checked.append(folder) or check_files(folder))
     monkeypatch.setattr(CGDMERPretrainer, "train", recording_train)
     code, err, out = run_cli(capsys, "pretrain", *TINY_RUN, "--max-steps", "6", "--output-dir", run, "--resume")
@@ -326,8 +326,9 @@ def test_resume_takes_the_newest_complete_checkpoint_and_names_the_skipped(kille
 def test_a_kill_before_a_checkpoint_is_marked_complete_keeps_the_previous_one(tmp_path, monkeypatch):
     """save_total_limit=1: the older checkpoint is rotated out only once the new one is complete."""
     import cgdmer_hf.training as training
+    from cgdmer_hf.training import trainer  # CGDMERPretrainer writes the markers
 
-    out, write_marker = tmp_path / "run", training._write_marker
+    out, write_marker = tmp_path / "run", trainer._write_marker
     args = dict(max_steps=4, per_device_train_batch_size=4, save_steps=2, save_total_limit=1, logging_steps=1,
                 seed=0, **FAST_ARGS)
 
@@ -337,7 +338,7 @@ def test_a_kill_before_a_checkpoint_is_marked_complete_keeps_the_previous_one(tm
         write_marker(folder, **content)
 
     with monkeypatch.context() as patch:
-        patch.setattr(training, "_write_marker", killed_before_complete)
+        patch.setattr(trainer, "_write_marker", killed_before_complete)
         with pytest.raises(_Killed):
             pretrain(load_ptbxl(SAMPLE_DIR, split="train"), out, config="tiny", tokenizer=load_default_tokenizer(),
                      training_args=args)

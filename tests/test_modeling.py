@@ -166,6 +166,24 @@ def test_random_masking_strategy_has_no_forced_structure():
     assert mask.view(32, 12, 40).all(dim=2).sum() < 5  # a whole lead masked by chance is rare
 
 
+def test_a_masking_strategy_is_one_function_in_the_registry(monkeypatch):
+    """`MASKING_STRATEGIES` is what the config accepts and what `generate_ecg_mask` calls."""
+    from cgdmer_hf import configuration_cgdmer
+
+    with pytest.raises(ValueError, match="masking_strategy must be 'spatial_temporal' or 'random', got 'first_lead'"):
+        tiny(ecg_config=dict(masking_strategy="first_lead"))
+
+    def first_lead(cfg, batch, groups, patches, rand, device):
+        forced = torch.zeros(batch, groups, patches, dtype=torch.bool, device=device)
+        forced[:, 0] = True
+        return forced
+
+    monkeypatch.setitem(configuration_cgdmer.MASKING_STRATEGIES, "first_lead", first_lead)
+    model = CGDMERForPreTraining(tiny(ecg_config=dict(masking_strategy="first_lead")))
+    mask = model.generate_ecg_mask(torch.ones(4, 480, dtype=torch.bool), torch.Generator().manual_seed(0))
+    assert mask.view(4, 12, 40)[:, 0].all() and (mask.sum(1) == 360).all()
+
+
 def test_absent_leads_are_masked_before_present_ones():
     model = CGDMERForPreTraining(tiny(ecg_config=dict(masking_strategy="random")))
     valid = torch.ones(4, 12, 40, dtype=torch.bool)

@@ -10,7 +10,7 @@ from safetensors import safe_open
 from transformers import AutoModel, AutoProcessor, pipeline
 
 import cgdmer_hf
-from cgdmer_hf.hub import validate_model_dir
+from cgdmer_hf.hub import code_files, validate_model_dir
 from cgdmer_hf.samples import load_sample_index, sample_record_path
 
 from conftest import REPO_ROOT
@@ -101,3 +101,26 @@ def test_masked_limb_leads_are_reconstructed_from_leads_i_and_ii():
     model_error, zeros_error = limb_lead_errors(MODEL)
     assert zeros_error == pytest.approx(1.0, abs=0.01)
     assert model_error < 0.65 * zeros_error, (model_error, zeros_error)
+
+
+PACKAGE = REPO_ROOT / "cgdmer_hf"
+UPDATE = "python scripts/update_shipped_model.py"
+
+
+def test_shipped_code_files_are_the_package_model_files():
+    """`cgdmer-base/*.py` are what `save_pretrained` copies (the package's `*_cgdmer.py` model files, byte for byte):
+    a change to a model file fails here until the shipped folder is updated."""
+    shipped = sorted(p.name for p in MODEL.glob("*.py"))
+    model_files = sorted(p.name for p in PACKAGE.glob("*_cgdmer.py"))
+    assert shipped == model_files, f"cgdmer-base/ ships {shipped}, the package has {model_files}; run {UPDATE}"
+    stale = [name for name in model_files if (MODEL / name).read_bytes() != (PACKAGE / name).read_bytes()]
+    assert not stale, f"cgdmer-base/{stale} differ from cgdmer_hf/{stale}; run {UPDATE}"
+    assert set(model_files) == set(code_files(MODEL))  # every file a trust_remote_code load imports, no other
+
+
+def test_top_level_model_card_is_the_shipped_card():
+    """`MODEL_CARD.md` is the card of the shipped model (its README.md), not the Jinja template, which is
+    `cgdmer_hf/resources/model_card_template.md`."""
+    card = REPO_ROOT / "MODEL_CARD.md"
+    assert not card.is_symlink() and card.read_bytes() == (MODEL / "README.md").read_bytes(), f"run {UPDATE}"
+    assert "{{" in (PACKAGE / "resources" / "model_card_template.md").read_text() and "{{" not in card.read_text()

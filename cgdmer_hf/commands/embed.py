@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load_dataset(path: str, model_dir: str, label_set, cache_dir):
     from datasets import DatasetDict, concatenate_datasets
 
-    from ..evaluation import load_data_folder, model_feature_extractor
+    from ..data import load_data_folder, model_feature_extractor
 
     data = load_data_folder(path, label_set, model_feature_extractor(model_dir), cache_dir, require_labels=False)
     return concatenate_datasets(list(data.values())) if isinstance(data, DatasetDict) else data

@@ -15,7 +15,9 @@ _SAVED_FILES = ("state.json", "dataset_info.json", SUMMARY_FILE)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", help="data set folder in its official layout")
     parser.add_argument("--output", "-o", required=True, help="folder for the prepared dataset (save_to_disk)")
-    parser.add_argument("--layout", choices=("ptbxl", "mimic", "cinc"), default=None,
+    from ..data.readers import READERS
+
+    parser.add_argument("--layout", choices=tuple(READERS), default=None,
                         help="layout of DATA_DIR (default: detected from its files)")
     parser.add_argument("--label-set", default=None,
                         help="ptbxl: super|sub|form|rhythm|diagnostic|all (default super); "
@@ -61,7 +63,8 @@ def _check_output(out: Path, overwrite: bool) -> None:
                               "once the new one is saved)")
 
 
-def _loader_kwargs(args: argparse.Namespace, layout: str) -> dict:
+def _loader_kwargs(args: argparse.Namespace, reader) -> dict:
+    """The reader's `load` options from the command line, as its `READER` declares them."""
     kwargs = {"num_proc": args.num_proc, "cache_dir": args.cache_dir, "on_error": args.on_error,
               "return_summary": True}  # fmt: skip
     if args.feature_extractor:
@@ -69,29 +72,34 @@ def _loader_kwargs(args: argparse.Namespace, layout: str) -> dict:
 
         kwargs["feature_extractor"] = CGDMERFeatureExtractor.from_pretrained(args.feature_extractor)
     split = None if args.split == "all" else args.split
-    if layout == "ptbxl":
-        kwargs.update(sampling_rate=args.sampling_rate, split=split, label_set=args.label_set or "super")
-    elif layout == "cinc":
-        kwargs.update(split=split, label_set=args.label_set or "cpsc2018", max_records=args.max_records)
-    else:
-        if split is not None or args.label_set:
-            raise ValueError("MIMIC-IV-ECG has no folds and no label set: drop --split and --label-set.")
-        kwargs.update(streaming=False, max_records=args.max_records)
+    lacks = [(what, flag) for what, flag, has in (("no folds", "--split", reader.folds),
+                                                   ("no label set", "--label-set", bool(reader.label_sets)))
+             if not has]
+    if (split is not None and not reader.folds) or (args.label_set and not reader.label_sets):
+        raise ValueError(f"{reader.display_name} has {' and '.join(w for w, _ in lacks)}: drop "
+                         f"{' and '.join(f for _, f in lacks)}.")
+    if reader.folds:
+        kwargs["split"] = split
+    if reader.label_sets:
+        kwargs["label_set"] = args.label_set or reader.default_label_set
+    kwargs.update({option: getattr(args, option) for option in reader.options})
+    if reader.streams:
+        kwargs["streaming"] = False
     return kwargs
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import LOADERS, detect_layout
+    from ..data import READERS, detect_layout
     from . import staged_output
 
     data_dir, out = Path(args.data_dir), Path(args.output)
-    layout = args.layout or detect_layout(data_dir)
-    kwargs = _loader_kwargs(args, layout)
+    reader = READERS[args.layout or detect_layout(data_dir)]
+    kwargs = _loader_kwargs(args, reader)
     if out.resolve() == data_dir.resolve() or data_dir.resolve() in out.resolve().parents:
         raise ValueError(f"--output {out} must not be inside the data folder {data_dir}.")
     _check_output(out, args.overwrite)
     with staged_output(out) as stage:  # the new dataset replaces OUTPUT only once it is saved
-        dataset, summary = LOADERS[layout](data_dir, **kwargs)
+        dataset, summary = reader.load(data_dir, **kwargs)
         report = summary.to_dict()
         report.update(data_dir=str(data_dir), output=str(out), split=args.split,
                       columns=list(dataset.column_names), num_rows=len(dataset))  # fmt: skip

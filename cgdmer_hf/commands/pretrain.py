@@ -27,7 +27,6 @@ DEFAULTS: dict[str, Any] = {
     "num_workers": 0, "gradient_checkpointing": False, "fsdp": None, "report_to": "none", "resume": None,
     "overwrite": False, "cpu": False, "max_train_samples": None, "cache_dir": None, "disable_tqdm": False,
 }
-_READERS = ("ptbxl", "mimic", "cinc")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -187,24 +186,25 @@ def _splits(data: Any) -> tuple[Any, Any]:
 def load_data(spec: str, data_dir: str | None = None, cache_dir: str | None = None) -> tuple[Any, Any]:
     """(train, validation or None) from `--data`: 'sample', a reader name with `data_dir`, a prepared dataset
     folder or a raw data folder."""
-    from ..data import load_mimic_iv_ecg, load_ptbxl
+    from ..data import READERS, load_data_folder
 
     if spec == "sample":
         from ..samples import sample_data_dir
 
         spec, data_dir = "ptbxl", str(sample_data_dir())
-    if spec in _READERS:
+    if spec in READERS:
+        reader = READERS[spec]
         if not data_dir:
             raise ValueError(f"--data {spec} needs --data-dir (the {spec} folder)")
         if not Path(data_dir).is_dir():
             raise FileNotFoundError(f"Data folder not found: {data_dir}")
-        if spec == "ptbxl":
-            return (load_ptbxl(data_dir, split="train", cache_dir=cache_dir),
-                    load_ptbxl(data_dir, split="validation", cache_dir=cache_dir))
-        if spec == "mimic":
-            return load_mimic_iv_ecg(data_dir, streaming=True, cache_dir=cache_dir), None
-        raise ValueError("PhysioNet/CinC folders have no reports; CG-DMER pretraining needs ECG-report pairs")
-    from ..evaluation import load_data_folder
+        if not reader.reports:
+            raise ValueError(f"{reader.display_name} folders have no reports; CG-DMER pretraining needs ECG-report "
+                             "pairs")
+        if reader.folds:
+            return (reader.load(data_dir, split="train", cache_dir=cache_dir),
+                    reader.load(data_dir, split="validation", cache_dir=cache_dir))
+        return reader.load(data_dir, cache_dir=cache_dir, **({"streaming": True} if reader.streams else {})), None
 
     return _splits(load_data_folder(spec, cache_dir=cache_dir, require_labels=False))
 
@@ -273,9 +273,9 @@ def _has_prompt_set(dataset: Any) -> bool:
     if dataset is None or "labels" not in (getattr(dataset, "column_names", None) or []):
         return False
     from ..data import label_set
-    from ..prompts import LABEL_SET_PROMPTS
+    from ..prompts import label_set_prompts
 
     try:
-        return label_set(dataset) in LABEL_SET_PROMPTS
+        return label_set(dataset) in label_set_prompts()
     except ValueError:
         return False

@@ -9,16 +9,17 @@ and `fold` (int, -1 when none).
     >>> train = load_ptbxl("path/to/ptb-xl", label_set="super", split="train")
     >>> ten_percent = train_fraction(train, 0.1, seed=0)
 
-This package is never imported by the model files.
+Readers register in `readers.READERS` (each reader module declares its `READER`); `folders.load_data_folder` reads a
+prepared or raw data folder; `batches.collate_ecgs` is the ECG collator. This package is never imported by the model
+files, and imports none of `training`, `evaluation`, `hub` or `commands`.
 """
 
-from pathlib import Path
-from typing import Union
-
 from .cinc import load_cinc, read_cinc_metadata
+from .batches import ECG_INPUT_NAMES, check_compatible, collate_ecgs, ecg_batches, eval_mode
 from .common import (
     DatasetSummary,
     LayoutError,
+    Reader,
     RecordError,
     SkippedRecord,
     label_names,
@@ -27,51 +28,48 @@ from .common import (
     summarize,
     train_fraction,
 )
+from .folders import load_data_folder, model_feature_extractor
 from .labels import CINC_LABEL_SETS, PTBXL_LABEL_SETS, cinc_label_names, parse_dx
 from .mimic import load_mimic_iv_ecg, read_mimic_metadata
 from .ptbxl import load_ptbxl, read_ptbxl_metadata
+from .readers import READERS, dataset_name, detect_layout, reader_of_label_set
 
-LOADERS = {"ptbxl": load_ptbxl, "mimic": load_mimic_iv_ecg, "cinc": load_cinc}
-DEFAULT_LABEL_SETS = {"ptbxl": "super", "mimic": None, "cinc": "cpsc2018"}
-
-
-def detect_layout(root: Union[str, Path]) -> str:
-    """`"ptbxl"`, `"mimic"` or `"cinc"` from the files in `root`; a `LayoutError` naming what is missing."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"Data folder not found: {root}")
-    if (root / "ptbxl_database.csv").exists() or (root / "ptbxl_index.csv").exists():
-        return "ptbxl"
-    if (root / "record_list.csv").exists():
-        return "mimic"
-    if next(root.rglob("*.hea"), None) is not None:
-        return "cinc"
-    raise LayoutError(
-        f"{root} is in no known layout: missing ptbxl_database.csv (PTB-XL), record_list.csv (MIMIC-IV-ECG) "
-        "or *.hea WFDB headers (PhysioNet/CinC)."
-    )
+# Views of `READERS` (each reader module's `READER`), kept for callers of earlier versions.
+LOADERS = {name: reader.load for name, reader in READERS.items()}
+DEFAULT_LABEL_SETS = {name: reader.default_label_set for name, reader in READERS.items()}
 
 
 __all__ = [
     "CINC_LABEL_SETS",
     "DEFAULT_LABEL_SETS",
+    "ECG_INPUT_NAMES",
     "LOADERS",
     "PTBXL_LABEL_SETS",
+    "READERS",
     "DatasetSummary",
     "LayoutError",
+    "Reader",
     "RecordError",
     "SkippedRecord",
+    "check_compatible",
     "cinc_label_names",
+    "collate_ecgs",
+    "dataset_name",
     "detect_layout",
+    "ecg_batches",
+    "eval_mode",
     "label_names",
     "label_set",
     "load_cinc",
+    "load_data_folder",
     "load_mimic_iv_ecg",
     "load_ptbxl",
+    "model_feature_extractor",
     "parse_dx",
     "read_cinc_metadata",
     "read_mimic_metadata",
     "read_ptbxl_metadata",
+    "reader_of_label_set",
     "split_by_fold",
     "summarize",
     "train_fraction",

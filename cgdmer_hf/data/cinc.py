@@ -16,8 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from .common import LayoutError, build_dataset, outside_data_folder, split_folds
-from .labels import cinc_label_names, cinc_record_labels, multi_hot, parse_dx
+from .common import LayoutError, Reader, build_dataset, outside_data_folder, split_folds
+from .labels import CINC_LABEL_SETS, cinc_label_names, cinc_record_labels, multi_hot, parse_dx
 
 logger = logging.getLogger("cgdmer_hf.data")
 PathLike = Union[str, Path]
@@ -133,3 +133,17 @@ def load_cinc(
         sources=[Path(r["path"] + ".hea") for r in records],
         return_summary=return_summary,
     )
+
+
+READER = Reader(
+    name="cinc",
+    display_name="PhysioNet/CinC",
+    detect=lambda root: next(root.rglob("*.hea"), None) is not None,
+    marker="*.hea WFDB headers (PhysioNet/CinC)",
+    load=load_cinc,
+    label_sets=CINC_LABEL_SETS,
+    default_label_set="cpsc2018",
+    label_set_names={"cpsc2018": "CPSC2018", "chapman": "Chapman-Shaoxing-Ningbo", "cinc2021": "PhysioNet/CinC 2021"},
+    folds=True,
+    options=("max_records",),
+)

@@ -21,7 +21,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -38,6 +38,45 @@ _CACHE_FORMAT = "cgdmer-data-v2"  # bump when the generated rows change for the 
 _METADATA_KEY = "cgdmer_hf"
 RAISED_FILE = "raised.json"
 RECORDS_PER_SHARD = 32  # shards of a prepared Dataset; num_proc workers divide them
+
+
+@dataclass(frozen=True)
+class Reader:
+    """What a reader module declares about its data set, in one place (its `READER`): `cgdmer_hf.data.READERS`
+    collects them, and layout detection, `cgdmer prepare`, `cgdmer pretrain`, the evaluation data loading, the
+    prompt sets of `cgdmer_hf.prompts` and the model-card rows of `cgdmer_hf.hub` read them.
+
+    Attributes:
+        name: the layout name (`--layout`, `--data NAME --data-dir DIR`, the `layout` of a dataset's metadata).
+        display_name: the data set as a reader sees it ("PTB-XL").
+        detect: whether a folder is in this layout (cheap: file names only).
+        marker: what `detect` looks for, for the error of a folder in no known layout.
+        load: `load(root, **options)` -> `datasets.Dataset` (or `(dataset, summary)` with `return_summary=True`).
+        label_sets: the label sets of `load(label_set=...)` (empty: the layout has no labels).
+        default_label_set: the label set read when none is given.
+        label_set_names: display names of label sets that are data sets of their own ("CPSC2018").
+        folds: `load(split=...)` selects train / validation / test folds.
+        reports: the records have free-text reports (pretraining needs them).
+        options: further `load` options that `cgdmer prepare` passes (`sampling_rate`, `max_records`).
+        streams: `load` streams by default (`streaming=True`); `cgdmer prepare` reads it whole.
+    """
+
+    name: str
+    display_name: str
+    detect: Callable[[Path], bool]
+    marker: str
+    load: Callable[..., Any]
+    label_sets: tuple[str, ...] = ()
+    default_label_set: Optional[str] = None
+    label_set_names: dict[str, str] = field(default_factory=dict)
+    folds: bool = False
+    reports: bool = False
+    options: tuple[str, ...] = ()
+    streams: bool = False
+
+    def dataset_name(self, label_set: Optional[str] = None) -> str:
+        """The display name of the data set a label set of this layout reads ("CPSC2018", else "PTB-XL")."""
+        return self.label_set_names.get(label_set, self.display_name)
 
 
 class LayoutError(FileNotFoundError):

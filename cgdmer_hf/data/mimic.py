@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from .common import LayoutError, build_dataset
+from .common import LayoutError, Reader, build_dataset
 
 PathLike = Union[str, Path]
 RECORD_LIST = "record_list.csv"
@@ -106,3 +106,15 @@ def load_mimic_iv_ecg(
         sources=[Path(root) / RECORD_LIST, Path(root) / MEASUREMENTS],
         return_summary=return_summary,
     )
+
+
+READER = Reader(
+    name="mimic",
+    display_name="MIMIC-IV-ECG",
+    detect=lambda root: (root / RECORD_LIST).exists(),
+    marker=f"{RECORD_LIST} (MIMIC-IV-ECG)",
+    load=load_mimic_iv_ecg,
+    reports=True,
+    options=("max_records",),
+    streams=True,
+)

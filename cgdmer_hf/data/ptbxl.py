@@ -10,8 +10,9 @@ import csv
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
-from .common import LayoutError, build_dataset, is_inside, split_folds
+from .common import LayoutError, Reader, build_dataset, is_inside, split_folds
 from .labels import (
+    PTBXL_LABEL_SETS,
     PTBXL_DROPPED_IN_V103,
     multi_hot,
     parse_scp_codes,
@@ -179,3 +180,17 @@ def load_ptbxl(
         sources=sources,
         return_summary=return_summary,
     )
+
+
+READER = Reader(
+    name="ptbxl",
+    display_name="PTB-XL",
+    detect=lambda root: (root / DATABASE).exists() or (root / INDEX).exists(),
+    marker=f"{DATABASE} (PTB-XL)",
+    load=load_ptbxl,
+    label_sets=PTBXL_LABEL_SETS,
+    default_label_set="super",
+    folds=True,
+    reports=True,
+    options=("sampling_rate",),
+)
