@@ -168,7 +168,7 @@ def test_accepted_labels_are_returned_as_given(pipe, record, scores):
     decomposed = "e\u0301cg"
     assert [d["label"] for d in pipe(record, candidate_labels=[decomposed])] == [decomposed]
     one = pipe(record, candidate_labels="normal ecg")  # one string is one label, not letters
-    assert one == [{"label": "normal ecg", "score": pytest.approx(scores["normal ecg"], rel=1e-6)}]
+    assert one == [{"label": "normal ecg", "score": pytest.approx(scores["normal ecg"], rel=1e-6), "calibrated": False}]
 
 
 def test_label_longer_than_the_encoder_is_refused(pipe, record):

@@ -50,7 +50,7 @@ def test_registered_task_and_output_format(pipe):
     assert isinstance(pipe, ZeroShotECGClassificationPipeline)
     out = pipe(sample_record_path(2), candidate_labels=LABELS)
     assert isinstance(out, list) and len(out) == len(LABELS)
-    assert all(set(item) == {"label", "score"} for item in out)
+    assert all(set(item) == {"label", "score", "calibrated"} and item["calibrated"] is False for item in out)
     assert sorted(item["label"] for item in out) == sorted(LABELS)
     scores = [item["score"] for item in out]
     assert scores == sorted(scores, reverse=True)
