@@ -12,6 +12,9 @@ The shipped sets are the files of `resources/prompts/` (a new set is a new file)
 `<reader>_<label set>` or `<label set>` (`ptbxl_super` for PTB-XL's `super`, `cpsc2018` for CinC's `cpsc2018`).
 Prompts are checked by the pipeline's `build_prompts` (the one validator) and, for scoring, cleaned with
 `clean_report` like the pretraining reports (`clean_prompts`).
+
+`plain_prompt_set(label_set)` is the untuned headline setting: each class described by its plain English name
+alone (`scp_statements.csv` descriptions for PTB-XL, the CinC `Dx` names), no prompt written or chosen for it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import Mapping, Optional, Sequence, Union
 from .pipeline_cgdmer import Prompts, build_prompts
 
 _PROMPTS_DIR = resources.files("cgdmer_hf") / "resources" / "prompts"
+_SCP_STATEMENTS = resources.files("cgdmer_hf") / "sample_data" / "scp_statements.csv"  # the official PTB-XL file
+PLAIN_NAMES = "plain"  # `EvaluationSettings(prompts=PLAIN_NAMES)`: the plain class names of the label set
 PROMPT_SETS = tuple(sorted(p.name[: -len(".json")] for p in _PROMPTS_DIR.iterdir() if p.name.endswith(".json")))
 
 
@@ -91,6 +96,24 @@ def prompt_set_for_label_set(label_set: Optional[str]) -> str:
     return known[label_set]
 
 
+def plain_prompt_set(label_set: Optional[str]) -> dict[str, list[str]]:
+    """`{class: [plain English name]}` of a label set (`cgdmer_hf.data.labels.plain_class_names`: PTB-XL's
+    `scp_statements.csv` as bundled in `sample_data/`, the CinC mapping's `Dx` names), each name through
+    `clean_report`; a `ValueError` for a label set that is neither PTB-XL's nor CinC's."""
+    from .data.labels import CINC_LABEL_SETS, PTBXL_LABEL_SETS, plain_class_names, read_scp_statements
+    from .reports import clean_report
+
+    if label_set in CINC_LABEL_SETS:
+        names = plain_class_names(label_set)
+    elif label_set in PTBXL_LABEL_SETS:
+        with resources.as_file(_SCP_STATEMENTS) as path:
+            names = plain_class_names(label_set, read_scp_statements(path))
+    else:
+        raise ValueError(f"No plain class names for label set {label_set!r}; known: "
+                         f"{sorted(PTBXL_LABEL_SETS + CINC_LABEL_SETS)}")
+    return {name: [clean_report(text)] for name, text in names.items()}
+
+
 def align_prompts(prompts: Mapping[str, Union[str, Sequence[str]]], label_names: Sequence[str]
                   ) -> dict[str, list[str]]:
     """Prompts in `label_names` order; a `ValueError` names classes without prompts."""
@@ -110,5 +133,5 @@ def clean_prompts(prompts: Mapping[str, Union[str, Sequence[str]]]) -> Prompts:
                           for label, descs in prompts.items()})
 
 
-__all__ = ["PROMPT_SETS", "LABEL_SET_PROMPTS", "align_prompts", "label_set_prompts", "load_prompt_set",
+__all__ = ["PLAIN_NAMES", "PROMPT_SETS", "LABEL_SET_PROMPTS", "align_prompts", "plain_prompt_set", "label_set_prompts", "load_prompt_set",
            "prompt_set_for_label_set", "validate_prompt_set", "clean_prompts"]

@@ -13,13 +13,25 @@ over the classes that have positives (and negatives) in the test split; the othe
     >>> results = evaluate_model("path/to/model", "path/to/prepared_dataset", output_dir="eval/")
 
 One module per job: `metrics` (ROC-AUC, bootstrap CIs), `embeddings` (ECG features, `FeatureCache`, export),
-`zero_shot` (the model's zero-shot scoring on prepared data, prompt choice), `linear_probe`, `finetune`, `harness`
-(`evaluate_model`) and `report` (results files, tables, ROC plots). Data folders are read by `cgdmer_hf.data`, the
+`zero_shot` (the model's zero-shot scoring on prepared data, prompt choice), `calibration` (ECE, Brier score,
+reliability diagrams, the Platt fit `calibrate_zero_shot` saved as `config.zero_shot_calibration`), `retrieval`
+(ECG <-> report recall@k), `linear_probe`, `finetune`, `harness` (`evaluate_model`) and `report` (results files,
+tables, ROC plots). Data folders are read by `cgdmer_hf.data`, the
 model-card rows made by `cgdmer_hf.hub.card_results`.
 """
 
 from ..data import ECG_INPUT_NAMES, check_compatible, load_data_folder, model_feature_extractor
 from ..hub import card_results  # the model-card rows, made by the hub module
+from .calibration import (
+    apply_calibration,
+    brier_score,
+    calibrate_zero_shot,
+    calibration_summary,
+    expected_calibration_error,
+    fit_zero_shot_calibration,
+    plot_reliability,
+    reliability,
+)
 from .embeddings import EMBEDDING_KINDS, FeatureCache, compute_embeddings, export_embeddings, load_model, random_init_like
 from .finetune import FinetuneSettings, classifier_scores, ecg_collate, finetune_classifier
 from .harness import (
@@ -35,7 +47,8 @@ from .harness import (
 from .linear_probe import DEFAULT_WEIGHT_DECAYS, LinearProbe, fit_linear_probe
 from .metrics import METRIC_PATH, bootstrap_ci, load_roc_auc_metric, macro_roc_auc, roc_auc, score
 from .report import markdown_tables, plot_roc_curves, write_results
-from .zero_shot import align_prompts, label_embeddings, tune_prompts, zero_shot_scores
+from .retrieval import recall_at_k, retrieval_recall, retrieval_rows
+from .zero_shot import align_prompts, label_embeddings, label_keys, tune_prompts, zero_shot_logits, zero_shot_scores
 
 ECG_COLUMNS = ECG_INPUT_NAMES  # the name of earlier versions
 
@@ -55,29 +68,42 @@ __all__ = [
     "FinetuneSettings",
     "LinearProbe",
     "align_prompts",
+    "apply_calibration",
     "as_evaluation_data",
     "bootstrap_ci",
+    "brier_score",
+    "calibrate_zero_shot",
+    "calibration_summary",
     "card_results",
     "check_compatible",
     "classifier_scores",
     "compute_embeddings",
     "ecg_collate",
     "evaluate_model",
+    "expected_calibration_error",
     "export_embeddings",
-    "fit_linear_probe",
     "finetune_classifier",
+    "fit_linear_probe",
+    "fit_zero_shot_calibration",
     "label_embeddings",
+    "label_keys",
     "load_data_folder",
     "load_model",
     "load_roc_auc_metric",
-    "model_feature_extractor",
     "macro_roc_auc",
     "markdown_tables",
+    "model_feature_extractor",
+    "plot_reliability",
     "plot_roc_curves",
     "random_init_like",
+    "recall_at_k",
+    "reliability",
+    "retrieval_recall",
+    "retrieval_rows",
     "roc_auc",
     "score",
     "tune_prompts",
     "write_results",
+    "zero_shot_logits",
     "zero_shot_scores",
 ]

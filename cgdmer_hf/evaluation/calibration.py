@@ -2,16 +2,23 @@
 
 The zero-shot score of a class is `sigmoid(logit)`, `logit = exp(logit_scale) * cos(ecg, class) + logit_bias`
 (SigLIP). Those are one-vs-rest probabilities only if they are calibrated; `fit_zero_shot_calibration` fits
-`sigmoid(scale_c * logit + bias_c)` on a validation split (per class when it has enough positives and negatives,
-else one shared pair), and `CGDMERModel` applies what is saved in `config.zero_shot_calibration`.
+`sigmoid(scale * logit + bias)` on validation logits: one pair per label text (`CGDMERModel.zero_shot_label_key`)
+that has enough positives and negatives, and one shared pair fitted on every pair pooled, for all other labels.
+`calibrate_zero_shot` computes those logits for a model from validation splits and prompt sets; the result is what
+`config.zero_shot_calibration` stores and `CGDMERModel.zero_shot_scores` (hence the pipeline) applies.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
+import torch
+
+from ..modeling_cgdmer import CGDMERModel
+from .embeddings import FeatureCache, column
+from .zero_shot import align_prompts, label_embeddings, label_keys, zero_shot_logits
 
 DEFAULT_BINS = 15
 MIN_CLASS_EXAMPLES = 20  # positives and negatives a class needs for a calibration of its own
@@ -75,34 +82,76 @@ def _platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float(result.x[0]), float(result.x[1])
 
 
-def fit_zero_shot_calibration(logits: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
-                              min_class_examples: int = MIN_CLASS_EXAMPLES) -> dict:
-    """Fit `sigmoid(scale * logit + bias)` on validation logits `(records, classes)` and multi-hot labels.
+def fit_zero_shot_calibration(logits: Union[np.ndarray, Sequence[np.ndarray]],
+                              labels: Union[np.ndarray, Sequence[np.ndarray]],
+                              label_texts: Union[Sequence[Any], Sequence[Sequence[Any]]],
+                              min_examples: int = MIN_CLASS_EXAMPLES) -> dict:
+    """Fit `sigmoid(scale * logit + bias)` on validation logits `(records, labels)` and multi-hot labels, or on
+    lists of such blocks (one per label set; their record counts may differ) with one `label_texts` list per block.
 
-    A class with at least `min_class_examples` positives and as many negatives gets its own `(scale, bias)`; the
-    others share one pair fitted on all pairs. Returns the dict `config.zero_shot_calibration` stores.
+    The label texts (a label's description(s)) are keyed with `CGDMERModel.zero_shot_label_key`; the columns of one
+    key are pooled. A key with at least `min_examples` positives and as many negatives gets its own pair; one shared
+    pair is fitted on all pairs pooled. Returns the dict `config.zero_shot_calibration` stores.
     """
-    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels, dtype=np.float64)
-    if logits.shape != labels.shape or logits.ndim != 2 or logits.shape[1] != len(class_names):
-        raise ValueError(f"logits {logits.shape} and labels {labels.shape} must both be (records, "
-                         f"{len(class_names)} classes)")
-    _check(np.zeros_like(logits), labels)
-    shared = _platt(logits.ravel(), labels.ravel())
-    per_class = {}
-    for j, name in enumerate(class_names):
-        positives = int(labels[:, j].sum())
-        if min(positives, len(labels) - positives) >= min_class_examples:
-            per_class[name] = list(_platt(logits[:, j], labels[:, j]))
-    return {"method": "platt", "scale": shared[0], "bias": shared[1], "per_class": per_class,
-            "fitted_on": {"records": int(len(labels)), "classes": list(class_names)}}
+    blocks = (logits, labels, label_texts) if isinstance(logits, np.ndarray) else None
+    blocks = [blocks] if blocks else list(zip(logits, labels, label_texts, strict=True))
+    columns: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for z, y, texts in blocks:
+        z, y = np.asarray(z, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if z.shape != y.shape or z.ndim != 2 or z.shape[1] != len(texts):
+            raise ValueError(f"logits {z.shape} and labels {y.shape} must both be (records, {len(texts)} labels)")
+        _check(np.zeros_like(z), y)
+        for j, text in enumerate(texts):
+            columns.setdefault(CGDMERModel.zero_shot_label_key(text), []).append((z[:, j], y[:, j]))
+    pooled = {key: (np.concatenate([z for z, _ in cols]), np.concatenate([y for _, y in cols]))
+              for key, cols in columns.items()}
+    shared = _platt(np.concatenate([z for z, _ in pooled.values()]), np.concatenate([y for _, y in pooled.values()]))
+    per_label = {key: list(_platt(z, y)) for key, (z, y) in pooled.items()
+                 if min(int(y.sum()), int(len(y) - y.sum())) >= min_examples}
+    return {"method": "platt", "scale": shared[0], "bias": shared[1], "per_label": per_label,
+            "fitted_on": {"pairs": int(sum(len(y) for _, y in pooled.values())), "labels": sorted(pooled),
+                          "min_examples": int(min_examples)}}
 
 
-def apply_calibration(logits: np.ndarray, calibration: dict, class_names: Sequence[str]) -> np.ndarray:
-    """Calibrated probabilities of `(records, classes)` logits (numpy twin of the model's own application)."""
-    logits = np.asarray(logits, dtype=np.float64)
-    params = np.array([calibration["per_class"].get(n, [calibration["scale"], calibration["bias"]])
-                       for n in class_names])
-    return 1.0 / (1.0 + np.exp(-(logits * params[:, 0] + params[:, 1])))
+def apply_calibration(logits: np.ndarray, calibration: Mapping[str, Any],
+                      label_texts: Optional[Sequence[Any]] = None) -> np.ndarray:
+    """Calibrated probabilities of `(records, labels)` logits, as the model applies them
+    (`CGDMERModel.apply_zero_shot_calibration`; `label_texts` pick per-label pairs, else the shared pair)."""
+    z = torch.as_tensor(np.asarray(logits, dtype=np.float32))
+    return CGDMERModel.apply_zero_shot_calibration(z, dict(calibration), label_texts).numpy()
+
+
+def calibration_summary(probs: np.ndarray, labels: np.ndarray, calibrated: Optional[np.ndarray] = None,
+                        bins: int = DEFAULT_BINS) -> dict[str, Any]:
+    """ECE, Brier score and reliability curve of test probabilities, and of their calibrated twins when given
+    (`ece_calibrated`, `brier_calibrated`, `reliability_calibrated`)."""
+    out: dict[str, Any] = {}
+    for suffix, p in (("", probs), ("_calibrated", calibrated)):
+        if p is not None:
+            out.update({f"ece{suffix}": expected_calibration_error(p, labels, bins), f"brier{suffix}":
+                        brier_score(p, labels), f"reliability{suffix}": reliability(p, labels, bins)})
+    return out
+
+
+def calibrate_zero_shot(model, tokenizer, sets: Sequence[tuple[Any, Sequence[str], Mapping[str, Sequence[str]]]],
+                        features: Optional[FeatureCache] = None, batch_size: int = 64,
+                        min_examples: int = MIN_CLASS_EXAMPLES) -> dict:
+    """The zero-shot calibration of `model` fitted on validation data only: `sets` holds `(validation split,
+    label names, prompts)` triples (e.g. PTB-XL fold 9 of each label set, with the plain class names and with the
+    prompts chosen on fold 9); prompts are cleaned as for scoring. ECG features come from `features` (computed
+    once per split). Returns the dict for `config.zero_shot_calibration`."""
+    features = features if features is not None else FeatureCache()
+    core = model.base_model
+    blocks = []
+    for split, names, prompts in sets:
+        aligned = align_prompts(prompts, names)
+        ecg = features.get(core, split, "shared", batch_size, normalize=True, name="calibration")
+        labels = column(split, "labels").reshape(len(split), -1).astype(np.float32)
+        blocks.append((zero_shot_logits(core, ecg, label_embeddings(core, tokenizer, aligned)), labels,
+                       label_keys(aligned)))
+    if not blocks:
+        raise ValueError("calibrate_zero_shot needs at least one (validation split, label names, prompts) set")
+    return fit_zero_shot_calibration(*map(list, zip(*blocks, strict=True)), min_examples=min_examples)
 
 
 def plot_reliability(curves: dict[str, dict[str, list[float]]], path: Union[str, Path],
@@ -132,3 +181,8 @@ def plot_reliability(curves: dict[str, dict[str, list[float]]], path: Union[str,
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+__all__ = ["DEFAULT_BINS", "MIN_CLASS_EXAMPLES", "apply_calibration", "brier_score", "calibrate_zero_shot",
+           "calibration_summary", "expected_calibration_error", "fit_zero_shot_calibration", "plot_reliability",
+           "reliability"]

@@ -26,7 +26,7 @@ from .finetune import FinetuneSettings, _classifier_from, classifier_scores, fin
 from .linear_probe import DEFAULT_WEIGHT_DECAYS, fit_linear_probe
 from .metrics import score
 from .report import _jsonable, _pct, write_results
-from .zero_shot import align_prompts, label_embeddings, tune_prompts, zero_shot_scores
+from .zero_shot import align_prompts, label_embeddings, label_keys, tune_prompts, zero_shot_logits, zero_shot_scores
 
 logger = logging.getLogger("cgdmer_hf.evaluation")
 
@@ -92,7 +92,15 @@ def as_evaluation_data(data: Any, label_set: Optional[str] = None, feature_extra
 
 @dataclass
 class EvaluationSettings:
-    """What `evaluate_model` runs. `bootstrap`: resamples for 95 % CIs (0 = none)."""
+    """What `evaluate_model` runs. `bootstrap`: resamples for 95 % CIs (0 = none).
+
+    `prompts`: a prompt set name or JSON file, or `"plain"` (`PLAIN_NAMES`): each class described by its plain
+    English name alone (`prompts.plain_prompt_set`); default: the shipped set of the label set.
+    `calibration`: measure the calibration of the zero-shot probabilities on the test split (ECE over 15 bins,
+    Brier score; a reliability PNG with `plots`): `True` also fits a Platt calibration on the validation split
+    (when there is one) with the prompts used and measures the calibrated probabilities; a dict (a fitted
+    `zero_shot_calibration`) is applied to the pretrained encoder instead (the random-init one is fitted on
+    validation). Each zero-shot row then has a `calibration` entry."""
 
     tasks: tuple[str, ...] = ("zero-shot", "linear-probe")
     fractions: tuple[float, ...] = DEFAULT_FRACTIONS
@@ -106,6 +114,7 @@ class EvaluationSettings:
     bootstrap: int = 1000
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     plots: bool = True
+    calibration: Union[bool, dict, None] = None
     keep_test_scores: bool = False  # return every test score array (`test_scores`, not written to results.json)
 
     def __post_init__(self):
@@ -117,10 +126,13 @@ class EvaluationSettings:
             raise ValueError(f"fractions must be in (0, 1], got {list(self.fractions)}")
         if not self.seeds:
             raise ValueError("seeds is empty")
-        if self.prompts is not None:
-            from ..prompts import load_prompt_set
+        from ..prompts import PLAIN_NAMES, load_prompt_set
 
+        if self.prompts is not None and self.prompts != PLAIN_NAMES:
             load_prompt_set(self.prompts)  # fail before any model or data is loaded
+        if not isinstance(self.calibration, (bool, dict, type(None))):
+            raise TypeError(f"calibration must be True, False, None or a fitted calibration dict, got "
+                            f"{type(self.calibration).__name__}")
 
 
 class _Harness:
@@ -137,6 +149,7 @@ class _Harness:
         if settings.random_baseline:
             self.encoders["random_init"] = self.cache.random_init_like(model, settings.random_seed)
         self.test_scores: dict[str, np.ndarray] = {}
+        self.reliability: dict[str, dict[str, Any]] = {}
 
     def features(self, encoder: str, split: str, kind: str) -> np.ndarray:
         """The features of a split, from the cache (computed once per encoder and ECG content)."""
@@ -156,13 +169,14 @@ class _Harness:
     def zero_shot_prompts(self) -> tuple[str, dict[str, list[str]]]:
         """The prompt set's name and its prompts in label order; errors name a missing tokenizer, a label set
         without a prompt set or classes without prompts."""
-        from ..prompts import load_prompt_set, prompt_set_for_label_set
+        from ..prompts import PLAIN_NAMES, load_prompt_set, plain_prompt_set, prompt_set_for_label_set
 
         if self.tokenizer is None:
             raise ValueError("Zero-shot evaluation needs the report tokenizer: save it in the model folder or pass "
                              "tokenizer=")
         name = self.settings.prompts or prompt_set_for_label_set(self.data.label_set)
-        return name, align_prompts(load_prompt_set(name), self.data.label_names)
+        prompts = plain_prompt_set(self.data.label_set) if name == PLAIN_NAMES else load_prompt_set(name)
+        return name, align_prompts(prompts, self.data.label_names)
 
     def zero_shot(self) -> list[dict[str, Any]]:
         name, prompts = self.zero_shot_prompts()
@@ -178,8 +192,38 @@ class _Harness:
                                                                                         scores)}
             if chosen is not None:
                 row["selection"] = {"prompts_per_class": chosen}
+            if self.settings.calibration:
+                row["calibration"] = self._test_calibration(encoder, used, text, scores)
             rows.append(row)
         return rows
+
+    def _zero_shot_calibration(self, encoder: str, prompts: dict[str, list[str]], text) -> Optional[dict]:
+        """The calibration to measure: the given one (pretrained encoder), else a fit on the validation split
+        (`None` without one)."""
+        from .calibration import fit_zero_shot_calibration
+
+        given = self.settings.calibration
+        if isinstance(given, dict) and encoder == "pretrained":
+            return given
+        if len(self.data.splits.get("validation", ())) == 0:
+            return None
+        logits = zero_shot_logits(self.encoders[encoder], self.features(encoder, "validation", "shared"), text)
+        return fit_zero_shot_calibration(logits, self.data.labels("validation"), label_keys(prompts))
+
+    def _test_calibration(self, encoder: str, prompts: dict[str, list[str]], text, scores: np.ndarray
+                          ) -> dict[str, Any]:
+        """ECE, Brier score and reliability of the test scores, raw and calibrated (reads the test split, after
+        the calibration is fitted on validation)."""
+        from .calibration import apply_calibration, calibration_summary
+
+        fit = self._zero_shot_calibration(encoder, prompts, text)
+        calibrated = None if fit is None else apply_calibration(
+            zero_shot_logits(self.encoders[encoder], self.features(encoder, "test", "shared"), text), fit,
+            label_keys(prompts))
+        summary = calibration_summary(scores, self.data.labels("test"), calibrated)
+        summary["fitted_on"] = None if fit is None else ("given" if fit is self.settings.calibration else "validation")
+        self.reliability[f"zero-shot_{encoder}"] = summary
+        return summary
 
     # -- linear probe -------------------------------------------------------------------------------------------
     def _subsets(self) -> list[tuple[float, int, list[int]]]:
@@ -225,6 +269,20 @@ class _Harness:
                                                                       "checkpoint": "best validation epoch"},
                                  **self._test(f"finetune_{encoder}_{_pct(fraction)}_seed{seed}", scores, seed)})
         return rows
+
+
+def write_reliability_plots(summaries: dict[str, dict[str, Any]], output_dir: Union[str, os.PathLike]
+                            ) -> list[Path]:
+    """`reliability_<name>.png` (before and, when fitted, after calibration) of each `calibration_summary`."""
+    from .calibration import plot_reliability
+
+    paths = []
+    for name, summary in summaries.items():
+        curves = {f"raw (ECE {summary['ece']:.3f})": summary["reliability"]}
+        if "reliability_calibrated" in summary:
+            curves[f"calibrated (ECE {summary['ece_calibrated']:.3f})"] = summary["reliability_calibrated"]
+        paths.append(plot_reliability(curves, Path(output_dir) / f"reliability_{name}.png", title=name))
+    return paths
 
 
 def _load_tokenizer(model_dir: Optional[Union[str, os.PathLike]]):
@@ -290,6 +348,8 @@ def evaluate_model(model: Any, data: Any, output_dir: Optional[Union[str, os.Pat
     }
     if output_dir is not None:
         write_results(results, harness.curves if settings.plots else [], output_dir)
+        if settings.plots:
+            write_reliability_plots(harness.reliability, output_dir)
     if settings.keep_test_scores:
         results["test_scores"] = {"labels": data.labels("test").astype(np.float32), **harness.test_scores}
     return results

@@ -39,6 +39,15 @@ def _mean_std(values: Sequence[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
 
 
+def _calibration_cell(row: dict[str, Any], metric: str) -> str:
+    """`raw (calibrated)` value of a calibration metric of a zero-shot row; `-` when not measured."""
+    found = row.get("calibration") or {}
+    if metric not in found:
+        return "-"
+    after = found.get(f"{metric}_calibrated")
+    return f"{found[metric]:.3f}" + (f" ({after:.3f})" if after is not None else "")
+
+
 def markdown_tables(results: dict[str, Any]) -> str:
     """Markdown tables of a results dict: one table per task (encoders x label fractions, mean ± std over seeds)
     and per-class AUCs of the pretrained encoder."""
@@ -51,10 +60,12 @@ def markdown_tables(results: dict[str, Any]) -> str:
              "validation split. Mean ± sample std over seeds; [95 % bootstrap CI] for single runs.", ""]
     zero = [r for r in rows if r["task"] == "zero-shot"]
     if zero:
-        lines += ["## Zero-shot", "", "| encoder | prompts | macro ROC-AUC | 95 % CI |", "|---|---|---|---|"]
+        lines += ["## Zero-shot", "", "| encoder | prompts | macro ROC-AUC | 95 % CI | ECE (calibrated) | Brier "
+                  "(calibrated) |", "|---|---|---|---|---|---|"]
         for r in zero:
             ci = f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]" if r.get("ci95") else "-"
-            lines.append(f"| {r['encoder']} | {r['prompts']} | {_fmt(r['roc_auc'])} | {ci} |")
+            lines.append(f"| {r['encoder']} | {r['prompts']} | {_fmt(r['roc_auc'])} | {ci} | "
+                         f"{_calibration_cell(r, 'ece')} | {_calibration_cell(r, 'brier')} |")
         lines.append("")
     for task, title in (("linear-probe", "Linear probe (frozen features)"), ("finetune", "Fine-tuning")):
         task_rows = [r for r in rows if r["task"] == task]

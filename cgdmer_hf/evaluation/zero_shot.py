@@ -23,12 +23,28 @@ def label_embeddings(model, tokenizer, prompts: Mapping[str, Sequence[str]]) -> 
         return core.zero_shot_label_embeddings(clean_prompts(prompts), tokenizer)
 
 
-def zero_shot_scores(model, ecg_embeddings: np.ndarray, text_embeddings: torch.Tensor) -> np.ndarray:
-    """`sigmoid(model.similarity_logits(ecg, text))` for normalised ECG and label embeddings: `(n, classes)`."""
-    core = model.base_model
+def label_keys(prompts: Mapping[str, Sequence[str]]) -> list[str]:
+    """The calibration key (`CGDMERModel.zero_shot_label_key`) of each label's cleaned descriptions, in order."""
+    from ..modeling_cgdmer import CGDMERModel
+
+    return [CGDMERModel.zero_shot_label_key(descriptions) for _, descriptions in clean_prompts(prompts)]
+
+
+def _pairwise(model, method: str, ecg_embeddings: np.ndarray, text_embeddings: torch.Tensor, **kwargs) -> np.ndarray:
     ecg = torch.as_tensor(ecg_embeddings, dtype=torch.float32, device=text_embeddings.device)
     with torch.no_grad():
-        return core.zero_shot_scores(ecg, text_embeddings.float()).cpu().numpy()
+        return getattr(model.base_model, method)(ecg, text_embeddings.float(), **kwargs).cpu().numpy()
+
+
+def zero_shot_scores(model, ecg_embeddings: np.ndarray, text_embeddings: torch.Tensor) -> np.ndarray:
+    """`sigmoid(model.similarity_logits(ecg, text))` for normalised ECG and label embeddings: `(n, classes)`, raw
+    (never the model's stored calibration: the harness measures and fits calibrations itself)."""
+    return _pairwise(model, "zero_shot_scores", ecg_embeddings, text_embeddings, calibrated=False)
+
+
+def zero_shot_logits(model, ecg_embeddings: np.ndarray, text_embeddings: torch.Tensor) -> np.ndarray:
+    """`model.similarity_logits(ecg, text)` (float32) for normalised ECG and label embeddings: `(n, classes)`."""
+    return _pairwise(model, "zero_shot_logits", ecg_embeddings, text_embeddings)
 
 
 def tune_prompts(model, tokenizer, prompts: Mapping[str, Sequence[str]], val_embeddings: np.ndarray,
@@ -48,4 +64,4 @@ def tune_prompts(model, tokenizer, prompts: Mapping[str, Sequence[str]], val_emb
     return tuned, chosen
 
 
-__all__ = ["align_prompts", "label_embeddings", "tune_prompts", "zero_shot_scores"]
+__all__ = ["align_prompts", "label_embeddings", "label_keys", "tune_prompts", "zero_shot_logits", "zero_shot_scores"]
