@@ -4,15 +4,19 @@ report, duplicates dropped), choose checkpoints on fold 9, test on fold 10; zero
     python benchmarks/ptbxl_mini.py [--data ../shared/data] [--rows cgdmer random_init ...] [--max-steps 600]
                                     [--ship cgdmer-base]
 
-Per row: zero-shot macro ROC-AUC on PTB-XL super/sub/form/rhythm (classes present in fold 10; prompts chosen per
-class on fold 9, the untuned ensemble kept alongside) and on the 150 CPSC2018 records (no validation split there:
-the full prompt ensemble), linear probe at 1/10/100 % of the training labels (seeds 0-2, weight decay chosen on fold 9),
+Per row: zero-shot macro ROC-AUC on PTB-XL super/sub/form/rhythm (classes present in fold 10) with, first, the
+plain English class names of `scp_statements.csv` (no tuning), then prompts chosen per class on fold 9 and the
+untuned ensemble, and on the 150 CPSC2018 records (plain CinC names and the ensemble: no validation split there);
+the calibration of the zero-shot probabilities on fold 10 (ECE, Brier; raw and after a Platt fit on fold 9 only),
+ECG <-> report retrieval recall@1/5/10 on fold 10 (with a random-init encoder), linear probe at 1/10/100 % of the training labels (seeds 0-2, weight decay chosen on fold 9),
 fine-tuning at 100 % (best fold-9 epoch); 95 % bootstrap CIs over test records. Results accumulate in
 `benchmarks/results/ptbxl_mini.json` (a row already there is skipped unless --force), and the table in
-`benchmarks/results/ptbxl_mini.md`. `--reevaluate zero-shot` recomputes only the zero-shot rows of finished
-rows from their saved models (no pretraining); `--reevaluate masked-ecg` only their fold-9 masked-ECG and limb-lead
+`benchmarks/results/ptbxl_mini.md`. `--reevaluate zero-shot` recomputes only the zero-shot rows (with their
+calibration and retrieval) of finished rows from their saved models (no pretraining); `--reevaluate retrieval` only
+their retrieval; `--reevaluate masked-ecg` only their fold-9 masked-ECG and limb-lead
 losses (computed for every new row). `--ship DIR` exports the best full CG-DMER row (by fold-9 linear-probe AUC
-at 100 %) as a complete fp16 model folder with its model card. Skips with a message when the data is absent.
+at 100 %) as a complete fp16 model folder with its model card, the fold-9 zero-shot calibration in its config and
+a reliability diagram. Skips with a message when the data is absent.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "benchmarks" / "configs" / "ptbxl_mini.json"
 RESULTS = REPO / "benchmarks" / "results"
 ZERO_SHOT_SETS = ("super", "sub", "form", "rhythm")
+# prompt selections of the zero-shot rows (headline first) and their `EvaluationSettings`
+PROMPT_SELECTIONS = {"plain names": dict(prompts="plain"), "fold 9": dict(tune_prompts=True), "ensemble": {}}
+RETRIEVAL_KS = (1, 5, 10)
 TASKS = ("zero-shot", "linear-probe", "finetune")
 
 
@@ -51,7 +58,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--results-dir", type=Path, default=RESULTS)
     p.add_argument("--cache-dir", type=Path, default=None)
     p.add_argument("--force", action="store_true", help="re-run rows that already have results")
-    p.add_argument("--reevaluate", choices=["zero-shot", "masked-ecg"], default=None,
+    p.add_argument("--reevaluate", choices=["zero-shot", "retrieval", "masked-ecg"], default=None,
                    help="recompute this task for finished rows from their saved models, without pretraining")
     p.add_argument("--ship", type=Path, default=None, help="export the best full CG-DMER row to this folder")
     return p.parse_args()
@@ -224,52 +231,129 @@ def paired_probe_differences(results_dir: Path, reference: str, rows: list[str],
     return out
 
 
-def zero_shot_rows(model_dir: Path, data: dict[str, Any], args, features=None) -> list[dict[str, Any]]:
-    """Zero-shot on every PTB-XL label set with the full prompt ensemble and with prompts chosen per class on
-    fold 9 (`prompt_selection`), and on CPSC2018 with the ensemble (it has no validation split)."""
+def zero_shot_rows(model_dir: Path, data: dict[str, Any], args, features=None
+                   ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Zero-shot on every PTB-XL label set with each of `PROMPT_SELECTIONS` (plain names first), each row with its
+    fold-10 calibration (raw, and after a fit on fold 9 with its own prompts); then the row's calibration fitted on
+    fold 9 of every label set (plain names and fold-9 prompts: what `ship` saves) and CPSC2018 with plain names and
+    the ensemble (no validation split there), measured with that calibration. Returns the rows and the
+    calibration."""
     from cgdmer_hf.evaluation import FeatureCache
 
     features = features if features is not None else FeatureCache()
     rows = []
     for label_set in ZERO_SHOT_SETS:
-        for tune in (False, True):
-            for row in _evaluate(model_dir, data, label_set, args, features, tasks=("zero-shot",),
-                                 tune_prompts=tune):
-                rows.append({**row, "prompt_selection": "fold 9" if tune else "ensemble"})
-    rows += [{**row, "prompt_selection": "ensemble"}
-             for row in _evaluate(model_dir, data, "cpsc2018", args, features, tasks=("zero-shot",))]
-    return rows
+        for selection, settings in PROMPT_SELECTIONS.items():
+            rows += [{**row, "prompt_selection": selection} for row in _evaluate(
+                model_dir, data, label_set, args, features, tasks=("zero-shot",), calibration=True, **settings)]
+    calibration = row_calibration(model_dir, data, rows, features)
+    for selection in ("plain names", "ensemble"):
+        rows += [{**row, "prompt_selection": selection} for row in _evaluate(
+            model_dir, data, "cpsc2018", args, features, tasks=("zero-shot",), calibration=calibration,
+            **PROMPT_SELECTIONS[selection])]
+    return rows, calibration
 
 
-def evaluate_row(model_dir: Path, data: dict[str, Any], args) -> list[dict[str, Any]]:
+def row_calibration(model_dir: Path, data: dict[str, Any], rows: list[dict[str, Any]], features) -> dict[str, Any]:
+    """The zero-shot calibration of a row's model, fitted on fold 9 only: every PTB-XL label set with its plain
+    class names and with the prompts chosen on fold 9 (`rows`)."""
+    from transformers import AutoTokenizer
+
+    from cgdmer_hf.data import label_names
+    from cgdmer_hf.evaluation import calibrate_zero_shot
+    from cgdmer_hf.prompts import plain_prompt_set, prompt_set_for_label_set
+
+    tuned = chosen_prompts(rows)
+    sets = []
+    for label_set in ZERO_SHOT_SETS:
+        validation = data[label_set]["validation"]
+        names = label_names(validation)
+        sets.append((validation, names, plain_prompt_set(label_set)))
+        if prompt_set_for_label_set(label_set) in tuned:
+            sets.append((validation, names, tuned[prompt_set_for_label_set(label_set)]))
+    return calibrate_zero_shot(features.load_model(str(model_dir)), AutoTokenizer.from_pretrained(str(model_dir)),
+                               sets, features)
+
+
+def retrieval_rows(model_dir: Path, data: dict[str, Any], features=None) -> list[dict[str, Any]]:
+    """ECG <-> report recall@1/5/10 on PTB-XL fold 10 of a row's model and of a random-init model of its config."""
+    from transformers import AutoTokenizer
+
+    from cgdmer_hf.evaluation import FeatureCache
+    from cgdmer_hf.evaluation import retrieval_rows as rows_of
+
+    features = features if features is not None else FeatureCache()
+    return rows_of(features.load_model(str(model_dir)), AutoTokenizer.from_pretrained(str(model_dir)),
+                   data["super"]["test"], features)
+
+
+def evaluate_row(model_dir: Path, data: dict[str, Any], args) -> dict[str, Any]:
+    """The evaluation of one row: `evaluation` (result rows), `zero_shot_calibration` and `retrieval`."""
     from cgdmer_hf.evaluation import FeatureCache, FinetuneSettings
 
     features = FeatureCache()  # the row's model is loaded, and each split embedded, once
-    rows = zero_shot_rows(model_dir, data, args, features) if "zero-shot" in args.tasks else []
+    out: dict[str, Any] = {"evaluation": []}
+    if "zero-shot" in args.tasks:
+        out["evaluation"], out["zero_shot_calibration"] = zero_shot_rows(model_dir, data, args, features)
+        out["retrieval"] = retrieval_rows(model_dir, data, features)
     if "linear-probe" in args.tasks:
-        rows += _evaluate(model_dir, data, "super", args, features, tasks=("linear-probe",),
-                          fractions=(0.01, 0.1, 1.0), seeds=tuple(args.seeds))
+        out["evaluation"] += _evaluate(model_dir, data, "super", args, features, tasks=("linear-probe",),
+                                       fractions=(0.01, 0.1, 1.0), seeds=tuple(args.seeds))
     if "finetune" in args.tasks:
-        rows += _evaluate(model_dir, data, "super", args, features, tasks=("finetune",), fractions=(1.0,),
-                          seeds=(0,), finetune=FinetuneSettings(epochs=args.finetune_epochs, learning_rate=3e-4))
-    return rows
+        out["evaluation"] += _evaluate(model_dir, data, "super", args, features, tasks=("finetune",),
+                                       fractions=(1.0,), seeds=(0,),
+                                       finetune=FinetuneSettings(epochs=args.finetune_epochs, learning_rate=3e-4))
+    return out
 
 
-def summary_cell(rows: list[dict[str, Any]], **match: Any) -> str:
-    """Mean AUC over seeds (with the seed-0 bootstrap CI) of the rows matching `match`."""
+def matching(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
+    return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+
+
+def summary_cell(rows: list[dict[str, Any]], ci: bool = True, **match: Any) -> str:
+    """Mean AUC over seeds (with the seed-0 bootstrap CI unless `ci=False`) of the rows matching `match`."""
     import numpy as np
 
-    found = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+    found = matching(rows, **match)
     if not found:
         return "–"
     aucs = [r["roc_auc"] for r in found]
     text = f"{np.mean(aucs):.3f}"
     if len(aucs) > 1:
         text += f" ± {np.std(aucs):.3f}"
-    ci = found[0].get("ci95")
-    if ci:
-        text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    interval = found[0].get("ci95")
+    if interval and ci:
+        text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
     return text
+
+
+def zero_shot_cell(rows: list[dict[str, Any]], dataset: str) -> str:
+    """`plain names [CI] / fold 9` AUC of a data set (CPSC2018: `/ ensemble`, it has no fold 9); `–` where absent."""
+    second = "ensemble" if dataset == "cpsc2018" else "fold 9"
+    return (summary_cell(rows, task="zero-shot", dataset=dataset, prompt_selection="plain names") + " / "
+            + summary_cell(rows, ci=False, task="zero-shot", dataset=dataset, prompt_selection=second))
+
+
+def plain_names_cells(rows: list[dict[str, Any]]) -> list[str]:
+    """STACH and SBRAD AUC (rhythm) and fold-10 super ECE and Brier (raw → fold-9 calibrated) with plain names."""
+    def first(dataset: str) -> dict[str, Any]:
+        found = matching(rows, task="zero-shot", dataset=dataset, prompt_selection="plain names")
+        return found[0] if found else {}
+
+    per_class = first("rhythm").get("per_class") or {}
+    cells = [f"{per_class[c]:.3f}" if per_class.get(c) is not None else "–" for c in ("STACH", "SBRAD")]
+    calibration = first("super").get("calibration") or {}
+    for metric in ("ece", "brier"):
+        raw, after = calibration.get(metric), calibration.get(f"{metric}_calibrated")
+        cells.append("–" if raw is None else f"{raw:.3f}" + ("" if after is None else f" → {after:.3f}"))
+    return cells
+
+
+def retrieval_cells(retrieval: list[dict[str, Any]], encoder: str) -> list[str]:
+    """ECG → report and report → ECG recall@1/5/10 of one encoder; `–` where absent."""
+    found = next((r for r in retrieval or [] if r["encoder"] == encoder), None)
+    return [f"{found[d][f'R@{k}']:.3f}" if found else "–" for d in ("ecg_to_report", "report_to_ecg")
+            for k in RETRIEVAL_KS]
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -282,19 +366,35 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| row | pretrain (s) | zero-shot super | zero-shot sub | zero-shot form | zero-shot rhythm | "
         "zero-shot CPSC2018 | probe 1 % | probe 10 % | probe 100 % | fine-tune 100 % |",
+        "| | | plain names / fold 9 | plain names / fold 9 | plain names / fold 9 | plain names / fold 9 | "
+        "plain names / ensemble | | | | |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in results["rows"].items():
         r = row["evaluation"]
         cells = [name, str(row["training"]["seconds"])]
-        cells += [summary_cell(r, task="zero-shot", dataset=d, prompt_selection="fold 9") for d in ZERO_SHOT_SETS]
-        cells.append(summary_cell(r, task="zero-shot", dataset="cpsc2018"))
+        cells += [zero_shot_cell(r, d) for d in (*ZERO_SHOT_SETS, "cpsc2018")]
         cells += [summary_cell(r, task="linear-probe", fraction=f) for f in (0.01, 0.1, 1.0)]
         cells.append(summary_cell(r, task="finetune", fraction=1.0))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Zero-shot prompts: for PTB-XL, per class either the shipped prompt ensemble or one of its "
-              "descriptions, whichever scores best on fold 9; CPSC2018 has no validation split, so it uses the "
-              "full ensemble. With the full ensemble on PTB-XL as well (no choice on fold 9):", "",
+    lines += ["", "Zero-shot prompts: first the plain English class names (`scp_statements.csv` descriptions, the "
+              "CinC `Dx` names), with no tuning; then, for PTB-XL, per class either the shipped prompt ensemble or "
+              "one of its descriptions, whichever scores best on fold 9 (CPSC2018 has no validation split: the full "
+              "ensemble). With plain names: sinus tachycardia and bradycardia AUC (rhythm), and the calibration of "
+              "the zero-shot probabilities on fold 10 super (expected calibration error over 15 bins and Brier "
+              "score, raw → after a Platt fit on fold 9 only):", "",
+              "| row | STACH | SBRAD | ECE super | Brier super |", "|---|---|---|---|---|"]
+    for name, row in results["rows"].items():
+        lines.append("| " + " | ".join([name, *plain_names_cells(row["evaluation"])]) + " |")
+    lines += ["", "ECG ↔ report retrieval on fold 10 (cosine of the shared embeddings over the records' distinct "
+              "cleaned reports; an ECG's own report is its positive, a report's positives are the ECGs that have "
+              "it), recall@1/5/10, with a randomly initialised encoder of the same configuration:", "",
+              "| row | encoder | ECG→report R@1 | R@5 | R@10 | report→ECG R@1 | R@5 | R@10 |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name, row in results["rows"].items():
+        for encoder in ("pretrained", "random_init"):
+            lines.append("| " + " | ".join([name, encoder, *retrieval_cells(row.get("retrieval"), encoder)]) + " |")
+    lines += ["", "With the full ensemble on PTB-XL as well (no choice on fold 9):", "",
               "| row | zero-shot super | zero-shot sub | zero-shot form | zero-shot rhythm |", "|---|---|---|---|---|"]
     for name, row in results["rows"].items():
         cells = [summary_cell(row["evaluation"], task="zero-shot", dataset=d, prompt_selection="ensemble")
@@ -366,10 +466,53 @@ def masked_ecg_check(model, validation, figure: Optional[Path] = None) -> dict[s
             "fold9_limb_lead_loss": round(curve.fold9_loss(model, batches, limb_leads=True), 4)}
 
 
+def card_rows(evaluation: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `eval_results.json` rows of the model card: seed 0; zero-shot with plain names (`zero-shot plain
+    names`) and with the fold-9 prompts (PTB-XL) or the ensemble (CPSC2018) (`zero-shot`)."""
+    def task(r: dict[str, Any]) -> str:
+        if r["task"] == "zero-shot" and r.get("prompt_selection") == "plain names":
+            return "zero-shot plain names"
+        return r["task"] + (f" {r['fraction'] * 100:g}%" if r.get("fraction") else "")
+
+    return [{"task": task(r), "dataset": "CPSC2018" if r["dataset"] == "cpsc2018" else f"PTB-XL {r['label_set']}",
+             "metric": "roc_auc", "value": round(r["roc_auc"], 4), "split": "test"}
+            for r in evaluation if r.get("seed", 0) == 0 and r.get("encoder", "pretrained") == "pretrained"
+            and (r.get("prompt_selection") != "ensemble" or r["dataset"] == "cpsc2018")]
+
+
+def ship_calibration(row: dict[str, Any], target: Path) -> str:
+    """Write the row's fold-9 zero-shot calibration into `target/config.json` and its fold-10 reliability diagram
+    (super, plain names) as `zero_shot_reliability.png`; the model-card paragraph about it ('' without one)."""
+    from cgdmer_hf.evaluation import reliability_figure
+
+    calibration = row.get("zero_shot_calibration")
+    if not calibration:
+        print("no zero-shot calibration in the results (run --reevaluate zero-shot): shipped uncalibrated")
+        return ""
+    config_path = target / "config.json"
+    config = json.loads(config_path.read_text())
+    config["zero_shot_calibration"] = calibration
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    found = matching(row["evaluation"], task="zero-shot", dataset="super", prompt_selection="plain names")
+    summary = (found[0].get("calibration") or {}) if found else {}
+    text = (f"\n\n**Calibrated zero-shot probabilities.** The pipeline's scores are calibrated by default: a Platt "
+            f"fit `sigmoid(scale * logit + bias)` on PTB-XL fold 9 only ({len(calibration['per_label'])} label "
+            "texts with their own pair, one shared pair for any other label), stored as `zero_shot_calibration` in "
+            "`config.json`; `calibrated=False` gives the raw SigLIP probabilities, and every result says which "
+            "(`\"calibrated\"`).")
+    if "ece_calibrated" in summary:
+        reliability_figure(summary, target / "zero_shot_reliability.png", "PTB-XL fold 10 super, plain names")
+        text += (f" On fold 10 super with the plain class names the expected calibration error is "
+                 f"{summary['ece']:.3f} raw and {summary['ece_calibrated']:.3f} calibrated (Brier "
+                 f"{summary['brier']:.3f} → {summary['brier_calibrated']:.3f}):\n\n"
+                 "![Zero-shot reliability on fold 10](zero_shot_reliability.png)")
+    return text
+
+
 def ship(results: dict[str, Any], target: Path, data: dict[str, Any]) -> None:
     """Export the full CG-DMER row as a complete fp16 model folder with a model card, its fold-9 prompts
-    (`zero_shot_prompts/<set>.json`, loadable with `load_prompt_set(path)`) and a figure of its masked-ECG
-    reconstructions on fold 9."""
+    (`zero_shot_prompts/<set>.json`, loadable with `load_prompt_set(path)`), its fold-9 zero-shot calibration (in
+    `config.json`, with a reliability diagram) and a figure of its masked-ECG reconstructions on fold 9."""
     import torch
 
     from cgdmer_hf import CGDMERForPreTraining, CGDMERProcessor
@@ -386,23 +529,19 @@ def ship(results: dict[str, Any], target: Path, data: dict[str, Any]) -> None:
     config["dtype"] = "float32"  # fp16 on disk, loaded as fp32 (CPU inference)
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     card_results = target / "eval_results.json"
-    card_results.write_text(json.dumps({"results": [
-        {"task": f"{r['task']}" + (f" {r['fraction'] * 100:g}%" if r.get("fraction") else ""),
-         "dataset": "CPSC2018" if r["dataset"] == "cpsc2018" else f"PTB-XL {r['label_set']}",
-         "metric": "roc_auc", "value": round(r["roc_auc"], 4), "split": "test"}
-        for r in results["rows"]["cgdmer"]["evaluation"]
-        if r.get("seed", 0) == 0 and (r["dataset"] == "cpsc2018" or r.get("prompt_selection") != "ensemble")]},
-        indent=2))
+    card_results.write_text(json.dumps({"results": card_rows(results["rows"]["cgdmer"]["evaluation"])}, indent=2))
     prompts_dir = target / "zero_shot_prompts"
     prompts_dir.mkdir()
     for name, prompts in chosen_prompts(results["rows"]["cgdmer"]["evaluation"]).items():
         (prompts_dir / f"{name}.json").write_text(json.dumps(prompts, indent=2, ensure_ascii=False) + "\n")
     protocol = DEFAULT_EVALUATION_PROTOCOL + (
-        " Zero-shot on PTB-XL uses, per class, the package's prompt ensemble or one of its descriptions, whichever "
+        " Zero-shot is reported first with the plain English class names (`scp_statements.csv` descriptions, the "
+        "CinC `Dx` names; no tuning: `zero-shot plain names`). The `zero-shot` rows on PTB-XL use, per class, the package's prompt ensemble or one of its descriptions, whichever "
         "scored best on fold 9; the choice ships in `zero_shot_prompts/` (pass "
         "`candidate_labels=load_prompt_set(\"zero_shot_prompts/ptbxl_super.json\")`). CPSC2018 has no validation "
         "split and uses the full `cpsc2018` ensemble. Numbers from `benchmarks/ptbxl_mini.py` of the cgdmer_hf "
         f"repository (preset `{results['preset']}`, {results['max_steps']} steps, {results['machine']}).")
+    protocol += ship_calibration(results["rows"]["cgdmer"], target)
     check = masked_ecg_check(CGDMERForPreTraining.from_pretrained(target, dtype=torch.float32).eval(),
                              data["super"]["validation"], target / "masked_ecg_reconstruction.png")
     results["rows"]["cgdmer"]["shipped_masked_ecg"] = check
@@ -432,17 +571,24 @@ def row_masked_ecg(row: dict[str, Any], data: dict[str, Any]) -> Optional[dict[s
     return masked_ecg_check(model, data["super"]["validation"])
 
 
-def reevaluate_zero_shot(results: dict[str, Any], name: str, data: dict[str, Any], args) -> None:
-    """Replace the zero-shot rows of a finished row with ones computed now from its saved model."""
+def reevaluate_zero_shot(results: dict[str, Any], name: str, data: dict[str, Any], args,
+                         retrieval_only: bool = False) -> None:
+    """Replace the zero-shot rows, calibration and retrieval of a finished row (`retrieval_only`: its retrieval)
+    with ones computed now from its saved model."""
+    from cgdmer_hf.evaluation import FeatureCache
+
     row = results["rows"].get(name)
     if row is None:
         print(f"row {name}: no results to re-evaluate, skipped")
         return
-    print(f"\n=== row {name}: re-evaluating zero-shot", flush=True)
-    start = time.perf_counter()
-    kept = [r for r in row["evaluation"] if r["task"] != "zero-shot"]
-    row["evaluation"] = zero_shot_rows(Path(row["model_dir"]), data, args) + kept
-    row["zero_shot_seconds"] = round(time.perf_counter() - start, 1)
+    print(f"\n=== row {name}: re-evaluating {'retrieval' if retrieval_only else 'zero-shot'}", flush=True)
+    start, features, model_dir = time.perf_counter(), FeatureCache(), Path(row["model_dir"])
+    if not retrieval_only:
+        kept = [r for r in row["evaluation"] if r["task"] != "zero-shot"]
+        zero_shot, row["zero_shot_calibration"] = zero_shot_rows(model_dir, data, args, features)
+        row["evaluation"] = zero_shot + kept
+        row["zero_shot_seconds"] = round(time.perf_counter() - start, 1)
+    row["retrieval"] = retrieval_rows(model_dir, data, features)
 
 
 def write_results(results: dict[str, Any], results_dir: Path, ran: Sequence[str] = ()) -> None:
@@ -497,8 +643,8 @@ def main() -> int:
     for name in names:
         if args.reevaluate and name in results["rows"]:
             ran.append(name)
-        if args.reevaluate == "zero-shot":
-            reevaluate_zero_shot(results, name, data, args)
+        if args.reevaluate in ("zero-shot", "retrieval"):
+            reevaluate_zero_shot(results, name, data, args, retrieval_only=args.reevaluate == "retrieval")
             continue
         if args.reevaluate == "masked-ecg":
             if name in results["rows"]:
@@ -513,7 +659,7 @@ def main() -> int:
         start = time.perf_counter()
         evaluation = evaluate_row(model_dir, data, args)
         row = {"description": row_spec["description"], "overrides": row_spec.get("overrides", {}),
-               "model_dir": str(model_dir), "training": training, "evaluation": evaluation,
+               "model_dir": str(model_dir), "training": training, **evaluation,
                "evaluation_seconds": round(time.perf_counter() - start, 1),
                "load_average_1min": os.getloadavg()[0]}
         row["masked_ecg"] = row_masked_ecg(row, data)

@@ -46,22 +46,64 @@ def test_refuses_to_mix_budgets_in_one_table(ptbxl_mini, monkeypatch, tmp_path):
                  "--max-steps", "50")
 
 
-def test_table_uses_fold9_prompts_and_keeps_the_ensemble(ptbxl_mini):
-    def zs(dataset, selection, auc):
-        return {"task": "zero-shot", "dataset": dataset, "prompt_selection": selection, "roc_auc": auc,
-                "ci95": [auc - 0.01, auc + 0.01]}
+def _zero_shot(dataset, selection, auc, **extra):
+    return {"task": "zero-shot", "dataset": dataset, "label_set": dataset, "prompt_selection": selection,
+            "roc_auc": auc, "ci95": [auc - 0.01, auc + 0.01], **extra}
 
-    evaluation = [zs("super", "ensemble", 0.6), zs("super", "fold 9", 0.7), zs("cpsc2018", "ensemble", 0.65),
+
+def _results(evaluation, **row):
+    return {"machine": "CPU", "preset": "small", "max_steps": 600, "batch_size": 32, "seeds": [0, 1],
+            "test_records": {"super": 328, "cpsc2018": 150},
+            "rows": {"cgdmer": {"training": {"seconds": 1.0}, "evaluation": evaluation, "description": "full",
+                                **row}}}
+
+
+def _cells(table: str, start: str = "| cgdmer") -> list[str]:
+    row = next(line for line in table.splitlines() if line.startswith(start))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+def test_table_of_old_results_without_plain_names(ptbxl_mini):
+    evaluation = [_zero_shot("super", "ensemble", 0.6), _zero_shot("super", "fold 9", 0.7),
+                  _zero_shot("cpsc2018", "ensemble", 0.65),
                   {"task": "linear-probe", "fraction": 0.01, "seed": 0, "roc_auc": 0.78, "ci95": None},
                   {"task": "linear-probe", "fraction": 0.01, "seed": 1, "roc_auc": 0.80, "ci95": None}]
-    results = {"machine": "CPU", "preset": "small", "max_steps": 600, "batch_size": 32, "seeds": [0, 1],
-               "test_records": {"super": 328, "cpsc2018": 150},
-               "rows": {"cgdmer": {"training": {"seconds": 1.0}, "evaluation": evaluation, "description": "full"}}}
-    main_table, ensemble_table = ptbxl_mini.markdown(results).split("With the full ensemble")
-    row = next(line for line in main_table.splitlines() if line.startswith("| cgdmer"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[2].startswith("0.700") and cells[6].startswith("0.650")  # super (fold 9), CPSC2018
-    assert cells[3] == "–"  # sub was not evaluated
+    main_table, ensemble_table = ptbxl_mini.markdown(_results(evaluation)).split("With the full ensemble")
+    cells = _cells(main_table)
+    assert cells[2] == "– / 0.700" and cells[6] == "– / 0.650"  # super: plain names absent, fold 9; CPSC2018
+    assert cells[3] == "– / –"  # sub was not evaluated
     assert cells[7] == "0.790 ± 0.010"  # probe 1 %: mean ± std over the two seeds
-    row = next(line for line in ensemble_table.splitlines() if line.startswith("| cgdmer"))
-    assert row.split("|")[2].strip().startswith("0.600")
+    assert _cells(ensemble_table)[1].startswith("0.600")
+    assert _cells(main_table.split("STACH")[1])[1:] == ["–"] * 4  # no plain-name or calibration results
+    assert _cells(main_table.split("report→ECG")[1])[2:] == ["–"] * 6  # no retrieval
+
+
+def test_table_shows_plain_names_first_calibration_and_retrieval(ptbxl_mini):
+    calibration = {"ece": 0.21, "brier": 0.18, "ece_calibrated": 0.03, "brier_calibrated": 0.12}
+    evaluation = [_zero_shot("super", "plain names", 0.81, calibration=calibration),
+                  _zero_shot("super", "fold 9", 0.84), _zero_shot("cpsc2018", "plain names", 0.76),
+                  _zero_shot("cpsc2018", "ensemble", 0.7),
+                  _zero_shot("rhythm", "plain names", 0.8, per_class={"STACH": 0.93, "SBRAD": 0.91, "SR": 0.7})]
+    recall = {"R@1": 0.1, "R@5": 0.3, "R@10": 0.5}
+    retrieval = [{"task": "retrieval", "encoder": "pretrained", "ecg_to_report": recall, "report_to_ecg": recall},
+                 {"task": "retrieval", "encoder": "random_init", "ecg_to_report": recall,
+                  "report_to_ecg": {"R@1": 0.0, "R@5": 0.01, "R@10": 0.02}}]
+    table = ptbxl_mini.markdown(_results(evaluation, retrieval=retrieval))
+    cells = _cells(table)
+    assert cells[2] == "0.810 [0.800, 0.820] / 0.840" and cells[6] == "0.760 [0.750, 0.770] / 0.700"
+    assert _cells(table.split("STACH")[1])[1:] == ["0.930", "0.910", "0.210 → 0.030", "0.180 → 0.120"]
+    after = table.split("report→ECG")[1]
+    assert _cells(after, "| cgdmer | pretrained")[2:] == ["0.100", "0.300", "0.500"] * 2
+    assert _cells(after, "| cgdmer | random_init")[5:] == ["0.000", "0.010", "0.020"]
+
+
+def test_card_rows_name_plain_names_and_drop_the_ptbxl_ensemble(ptbxl_mini):
+    evaluation = [_zero_shot("super", "plain names", 0.81), _zero_shot("super", "fold 9", 0.84),
+                  _zero_shot("super", "ensemble", 0.8), _zero_shot("cpsc2018", "plain names", 0.76),
+                  _zero_shot("cpsc2018", "ensemble", 0.7),
+                  {"task": "linear-probe", "dataset": "super", "label_set": "super", "fraction": 0.1, "seed": 0,
+                   "roc_auc": 0.8}]
+    rows = [(r["task"], r["dataset"], r["value"]) for r in ptbxl_mini.card_rows(evaluation)]
+    assert rows == [("zero-shot plain names", "PTB-XL super", 0.81), ("zero-shot", "PTB-XL super", 0.84),
+                    ("zero-shot plain names", "CPSC2018", 0.76), ("zero-shot", "CPSC2018", 0.7),
+                    ("linear-probe 10%", "PTB-XL super", 0.8)]

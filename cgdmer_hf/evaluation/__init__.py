@@ -31,6 +31,7 @@ from .calibration import (
     fit_zero_shot_calibration,
     plot_reliability,
     reliability,
+    reliability_figure,
 )
 from .embeddings import EMBEDDING_KINDS, FeatureCache, compute_embeddings, export_embeddings, load_model, random_init_like
 from .finetune import FinetuneSettings, classifier_scores, ecg_collate, finetune_classifier
@@ -98,6 +99,7 @@ __all__ = [
     "random_init_like",
     "recall_at_k",
     "reliability",
+    "reliability_figure",
     "retrieval_recall",
     "retrieval_rows",
     "roc_auc",

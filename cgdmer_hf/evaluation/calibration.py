@@ -154,6 +154,14 @@ def calibrate_zero_shot(model, tokenizer, sets: Sequence[tuple[Any, Sequence[str
     return fit_zero_shot_calibration(*map(list, zip(*blocks, strict=True)), min_examples=min_examples)
 
 
+def reliability_figure(summary: Mapping[str, Any], path: Union[str, Path], title: Optional[str] = None) -> Path:
+    """The reliability diagram of a `calibration_summary`: raw and, when measured, calibrated, with their ECE."""
+    curves = {f"raw (ECE {summary['ece']:.3f})": summary["reliability"]}
+    if "reliability_calibrated" in summary:
+        curves[f"calibrated (ECE {summary['ece_calibrated']:.3f})"] = summary["reliability_calibrated"]
+    return plot_reliability(curves, path, title)
+
+
 def plot_reliability(curves: dict[str, dict[str, list[float]]], path: Union[str, Path],
                      title: Optional[str] = None) -> Path:
     """Reliability diagram (one line per curve, e.g. before and after calibration) with the diagonal; PNG."""
@@ -185,4 +193,4 @@ def plot_reliability(curves: dict[str, dict[str, list[float]]], path: Union[str,
 
 __all__ = ["DEFAULT_BINS", "MIN_CLASS_EXAMPLES", "apply_calibration", "brier_score", "calibrate_zero_shot",
            "calibration_summary", "expected_calibration_error", "fit_zero_shot_calibration", "plot_reliability",
-           "reliability"]
+           "reliability", "reliability_figure"]

@@ -274,15 +274,10 @@ class _Harness:
 def write_reliability_plots(summaries: dict[str, dict[str, Any]], output_dir: Union[str, os.PathLike]
                             ) -> list[Path]:
     """`reliability_<name>.png` (before and, when fitted, after calibration) of each `calibration_summary`."""
-    from .calibration import plot_reliability
+    from .calibration import reliability_figure
 
-    paths = []
-    for name, summary in summaries.items():
-        curves = {f"raw (ECE {summary['ece']:.3f})": summary["reliability"]}
-        if "reliability_calibrated" in summary:
-            curves[f"calibrated (ECE {summary['ece_calibrated']:.3f})"] = summary["reliability_calibrated"]
-        paths.append(plot_reliability(curves, Path(output_dir) / f"reliability_{name}.png", title=name))
-    return paths
+    return [reliability_figure(summary, Path(output_dir) / f"reliability_{name}.png", name)
+            for name, summary in summaries.items()]
 
 
 def _load_tokenizer(model_dir: Optional[Union[str, os.PathLike]]):
