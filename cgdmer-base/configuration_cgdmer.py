@@ -340,6 +340,11 @@ class CGDMERConfig(PretrainedConfig):
             defaults to 5: at weight 1 the SigLIP gradient on the ECG backbone is about 10x the masked-ECG one.
         freeze_backbone (`bool`, defaults to `False`): in `CGDMERForECGClassification`, train the head only
             (linear probing).
+        zero_shot_calibration (`dict`, *optional*): a Platt calibration of the zero-shot probabilities, fitted on
+            a validation split (`cgdmer_hf.evaluation.calibrate_zero_shot`): `{"method": "platt", "scale": a,
+            "bias": b, "per_label": {label key: [a, b]}, "fitted_on": {...}}`. A label's score becomes
+            `sigmoid(a * logit + b)` with its own pair when its text (`CGDMERModel.zero_shot_label_key`) has one,
+            else the shared pair; `None` (default) leaves the raw `sigmoid(logit)`.
     """
 
     model_type = MODEL_TYPE
@@ -366,6 +371,7 @@ class CGDMERConfig(PretrainedConfig):
         orthogonality_loss_weight: float = 0.1,
         initializer_range: float = 0.02,
         freeze_backbone: bool = False,
+        zero_shot_calibration: Optional[dict] = None,
         **kwargs: Any,
     ):
         if isinstance(ecg_config, CGDMEREcgConfig):
@@ -388,6 +394,7 @@ class CGDMERConfig(PretrainedConfig):
         self.orthogonality_loss_weight = orthogonality_loss_weight
         self.initializer_range = initializer_range
         self.freeze_backbone = freeze_backbone
+        self.zero_shot_calibration = zero_shot_calibration
         kwargs.setdefault("problem_type", "multi_label_classification")
         super().__init__(**kwargs)
         if shared_hidden_size % self.shared_num_attention_heads:

@@ -4,8 +4,9 @@ modality-shared / modality-specific representations aligned with a sigmoid (SigL
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -746,7 +747,8 @@ class CGDMERModel(CGDMERPreTrainedModel):
 
     # ---- zero-shot classification ----------------------------------------------------------------------------
     # The zero-shot pipeline, `training.ZeroShotEvaluation` and the evaluation harness all score with these:
-    # label embeddings of prompt ensembles, L2-normalised ECG embeddings, independent sigmoid scores.
+    # label embeddings of prompt ensembles, L2-normalised ECG embeddings, independent sigmoid scores (calibrated
+    # when `config.zero_shot_calibration` holds a fit); retrieval ranks reports and ECGs by cosine similarity.
 
     @staticmethod
     def _projected(features: torch.Tensor) -> torch.Tensor:
@@ -791,10 +793,84 @@ class CGDMERModel(CGDMERPreTrainedModel):
         labels = torch.stack([chunk.mean(0) for chunk in embeds.split([len(d) for _, d in items])])
         return F.normalize(labels, dim=-1)
 
-    def zero_shot_scores(self, ecg_embeds: torch.Tensor, label_embeds: torch.Tensor) -> torch.Tensor:
-        """Independent label probabilities `sigmoid(similarity_logits(ecg, label))`, `(n_ecg, n_labels)` float32,
-        of normalised ECG and label embeddings (`zero_shot_ecg_embeddings`, `zero_shot_label_embeddings`)."""
-        return torch.sigmoid(self.similarity_logits(ecg_embeds, label_embeds.to(ecg_embeds.device)).float())
+    def zero_shot_logits(self, ecg_embeds: torch.Tensor, label_embeds: torch.Tensor) -> torch.Tensor:
+        """`similarity_logits(ecg, label)` in float32, `(n_ecg, n_labels)`: what the zero-shot scores are the
+        sigmoid of (and what a calibration rescales)."""
+        return self.similarity_logits(ecg_embeds, label_embeds.to(ecg_embeds.device)).float()
+
+    @staticmethod
+    def zero_shot_label_key(descriptions: str | Sequence[str]) -> str:
+        """The key of a label in a zero-shot calibration (`config.zero_shot_calibration["per_label"]`): its
+        description(s), each NFC-normalised, lower-cased, with single spaces and no final full stop, joined with
+        `" | "`. A label is known by what it says, not by a class code."""
+        texts = (descriptions,) if isinstance(descriptions, str) else tuple(descriptions)
+        return " | ".join(" ".join(unicodedata.normalize("NFC", t).lower().split()).rstrip(" .") for t in texts)
+
+    def zero_shot_calibrated(self, calibrated: bool = True) -> bool:
+        """Whether `zero_shot_scores(..., calibrated=calibrated)` applies a calibration (the config has one)."""
+        return bool(calibrated) and self.config.zero_shot_calibration is not None
+
+    @classmethod
+    def apply_zero_shot_calibration(cls, logits: torch.Tensor, calibration: dict,
+                                    label_texts: Optional[Sequence[str | Sequence[str]]] = None) -> torch.Tensor:
+        """`sigmoid(scale * logit + bias)` of `(n, labels)` logits: per label the `(scale, bias)` that
+        `calibration["per_label"]` holds for its key (`zero_shot_label_key` of `label_texts[j]`), else the shared
+        `calibration["scale"]`, `calibration["bias"]` (every label when `label_texts` is None)."""
+        shared = [float(calibration["scale"]), float(calibration["bias"])]
+        if label_texts is None:
+            params = [shared] * logits.shape[-1]
+        else:
+            if len(label_texts) != logits.shape[-1]:
+                raise ValueError(f"label_texts has {len(label_texts)} entries for {logits.shape[-1]} labels")
+            per_label = calibration.get("per_label") or {}
+            params = [per_label.get(cls.zero_shot_label_key(t), shared) for t in label_texts]
+        params = torch.tensor(params, dtype=torch.float32, device=logits.device)
+        return torch.sigmoid(logits.float() * params[:, 0] + params[:, 1])
+
+    def zero_shot_scores(self, ecg_embeds: torch.Tensor, label_embeds: torch.Tensor,
+                         label_texts: Optional[Sequence[str | Sequence[str]]] = None, calibrated: bool = True
+                         ) -> torch.Tensor:
+        """Independent label probabilities, `(n_ecg, n_labels)` float32, of normalised ECG and label embeddings
+        (`zero_shot_ecg_embeddings`, `zero_shot_label_embeddings`): `sigmoid(zero_shot_logits(ecg, label))`, or,
+        when the config holds a `zero_shot_calibration` and `calibrated`, its calibrated probabilities
+        (`apply_zero_shot_calibration`; `label_texts`, the description(s) of each label, select per-label
+        calibrations)."""
+        logits = self.zero_shot_logits(ecg_embeds, label_embeds)
+        if not self.zero_shot_calibrated(calibrated):
+            return torch.sigmoid(logits)
+        return self.apply_zero_shot_calibration(logits, self.config.zero_shot_calibration, label_texts)
+
+    @torch.no_grad()
+    def zero_shot_report_embeddings(self, reports: Sequence[str], tokenizer, batch_size: int = 64) -> torch.Tensor:
+        """`(len(reports), projection_dim)` normalised float32 embeddings of report texts (cleaned as the
+        pretraining reports were), truncated to the report encoder's length as in pretraining: the candidates and
+        queries of retrieval."""
+        if self.ecg_only:
+            raise ValueError("This model has no report encoder (ecg_only); retrieval needs the text tower")
+        if isinstance(reports, str) or any(not isinstance(r, str) for r in reports):
+            raise TypeError("reports must be a list of strings")
+        chunks = []
+        for start in range(0, len(reports), batch_size):
+            tokens = tokenizer(list(reports[start:start + batch_size]), padding=True, truncation=True,
+                               max_length=self.config.text_config.max_position_embeddings, return_tensors="pt")
+            chunks.append(F.normalize(self._projected(self.get_text_features(
+                tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device))).float(), dim=-1))
+        return torch.cat(chunks) if chunks else torch.zeros(0, self.config.projection_dim)
+
+    @staticmethod
+    def retrieve(query_embeds: torch.Tensor, candidate_embeds: torch.Tensor, top_k: int = 10
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `top_k` candidates most similar to each query by cosine similarity (ECG -> report or report ->
+        ECG): `(scores, indices)`, each `(n_queries, min(top_k, n_candidates))`, best first."""
+        if query_embeds.ndim != 2 or candidate_embeds.ndim != 2 or query_embeds.shape[1] != candidate_embeds.shape[1]:
+            raise ValueError(f"query {tuple(query_embeds.shape)} and candidate {tuple(candidate_embeds.shape)} "
+                             "embeddings must be (n, dim) with the same dim")
+        if top_k < 1 or len(candidate_embeds) == 0:
+            raise ValueError(f"retrieve needs top_k >= 1 and candidates, got top_k={top_k}, "
+                             f"{len(candidate_embeds)} candidates")
+        similarity = F.normalize(query_embeds.float(), dim=-1) @ F.normalize(
+            candidate_embeds.float().to(query_embeds.device), dim=-1).t()
+        return similarity.topk(min(int(top_k), similarity.shape[1]), dim=-1)
 
 
 # --------------------------------------------------------------------------------------------------------------

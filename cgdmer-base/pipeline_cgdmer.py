@@ -6,7 +6,14 @@
     [{'label': 'normal ecg', 'score': 0.91}, {'label': 'atrial fibrillation', 'score': 0.02}]
 
 Scores are independent probabilities `sigmoid(exp(t) * cos(ecg, label) + b)` (the SigLIP head the model was
-trained with), so several labels can be likely at once (multi-label diagnosis); they do not sum to one.
+trained with), so several labels can be likely at once (multi-label diagnosis); they do not sum to one. When the
+model's config holds a `zero_shot_calibration` (fitted on a validation split), the scores are its calibrated
+probabilities `sigmoid(scale * logit + bias)` by default (`calibrated=False` gives the raw ones); every result says
+which (`"calibrated"`). A label none of whose words the report tokenizer learned from the pretraining reports is
+scored anyway, with a warning naming it: its score is unreliable.
+
+    >>> classifier.retrieve_reports("records100/00001_lr", ["sinus rhythm. normal ecg", "atrial fibrillation"])
+    [{'report': 'sinus rhythm. normal ecg', 'index': 0, 'score': 0.71}, ...]
 
 This is a model file: it imports only torch, numpy and transformers, so that `pipe.save_pretrained(folder)` can copy
 it next to the model and `pipeline(model=folder, trust_remote_code=True)` works without the package.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 import string
 import unicodedata
 from collections.abc import Iterable
@@ -25,6 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import Pipeline
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 Prompts = tuple[tuple[str, tuple[str, ...]], ...]
 _LABELS_REQUIRED = "candidate_labels is required: a list of labels or a mapping label -> descriptions"
@@ -156,10 +167,38 @@ def _check_top_k(top_k: Any) -> int:
     return int(top_k)
 
 
+def _report_list(reports: Any) -> list[str]:
+    """Report texts as a non-empty list of non-blank strings (one string is one report)."""
+    reports = _label_list(reports)
+    if not reports:
+        raise ValueError("reports is empty: give at least one report text")
+    _check_texts(reports, "reports")
+    return reports
+
+
 def _check_flag(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
     return bool(value)
+
+
+def unseen_labels(prompts: Prompts, tokenizer) -> list[str]:
+    """The labels none of whose words the report tokenizer learned as a whole token: a word (letters only, 3 or
+    more; all words of a label that has no such word) counts when it tokenizes to exactly one token that is neither
+    the unknown token nor a `##` continuation piece. Such a label never occurred in the tokenizer's training text
+    (the pretraining reports), so the model cannot know what it means."""
+    unseen = []
+    for label, descriptions in prompts:
+        words = re.findall(r"[^\W\d_]+", " ".join(descriptions))
+        words = [w for w in words if len(w) >= 3] or words
+        if not any(_is_whole_token(word, tokenizer) for word in words):
+            unseen.append(label)
+    return unseen
+
+
+def _is_whole_token(word: str, tokenizer) -> bool:
+    pieces = tokenizer.tokenize(word)
+    return len(pieces) == 1 and pieces[0] != tokenizer.unk_token and not pieces[0].startswith("##")
 
 
 def _check_lead_names(lead_names: Any) -> None:
@@ -243,8 +282,14 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
 
     Each candidate label is embedded with the report encoder (a prompt ensemble averages the normalised embeddings
     of the label's descriptions, then normalises again); each ECG is embedded with the ECG encoder; a label's score
-    is `sigmoid(model.similarity_logits(ecg, label))`, an independent probability per label. The model computes all
-    three (`CGDMERModel.zero_shot_label_embeddings`, `zero_shot_ecg_embeddings`, `zero_shot_scores`).
+    is `sigmoid(model.similarity_logits(ecg, label))`, an independent probability per label, calibrated by default
+    when the model's config holds a `zero_shot_calibration` (a label whose text was calibrated gets its own scale and
+    bias, any other label the shared pair). The model computes all three (`CGDMERModel.zero_shot_label_embeddings`,
+    `zero_shot_ecg_embeddings`, `zero_shot_scores`). A label with no word the report tokenizer learned from the
+    pretraining reports (`unseen_labels`) is scored with a warning naming it, once per call.
+
+    Retrieval: `retrieve_reports(ecgs, reports)` ranks report texts for each ECG, `retrieve_ecgs(reports, ecgs)`
+    ECGs for each report, by cosine similarity of the shared embeddings (`CGDMERModel.retrieve`).
 
     Inputs: an array `(leads, samples)` with `sampling_rate` (and `lead_names` when the rows are not the standard
     I, II, III, aVR, aVL, aVF, V1-V6), a WFDB record path, a `wfdb.Record`, a dict `{"ecg": ..., "sampling_rate":
@@ -275,10 +320,13 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
             sampling_rate (`float`): rate (Hz) of array input. lead_names (`list[str]`): names of its rows, a list
                 even for one lead (a string is refused).
             top_k (`int`, *optional*): keep the `top_k` best labels (all of them when there are fewer).
+            calibrated (`bool`, defaults to `True`): apply the model's `zero_shot_calibration` when it has one;
+                `False` gives the raw `sigmoid(logit)`.
 
         Returns:
-            For one ECG, a list of `{"label": str, "score": float}` sorted by decreasing score; for several, a
-            list of such lists in input order (`[]` for an empty list).
+            For one ECG, a list of `{"label": str, "score": float, "calibrated": bool}` sorted by decreasing score
+            (`calibrated`: whether the score is a calibrated probability); for several, a list of such lists in
+            input order (`[]` for an empty list).
         """
         self._label_cache = {}
         return self._call(ecgs, kwargs)
@@ -290,6 +338,7 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
         sampling_rate: Optional[float] = None,
         lead_names: Optional[Sequence[str]] = None,
         top_k: Optional[int] = None,
+        calibrated: Optional[bool] = None,
         **kwargs: Any,
     ):
         if kwargs:
@@ -306,6 +355,8 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
             postprocess["labels"] = [label for label, _ in forward["prompts"]]
         if top_k is not None:
             postprocess["top_k"] = _check_top_k(top_k)
+        if calibrated is not None:
+            forward["calibrated"] = postprocess["calibrated"] = _check_flag(calibrated, "calibrated")
         return preprocess, forward, postprocess
 
     def _validate_arguments(self, kwargs: dict[str, Any]) -> None:
@@ -323,22 +374,76 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
             return self._label_cache[prompts]
         if self.tokenizer is None:
             raise ValueError("This pipeline has no tokenizer; pass tokenizer= to pipeline()")
+        for label in unseen_labels(prompts, self.tokenizer):
+            logger.warning(f"Label {label!r} has no word the report tokenizer learned from the pretraining reports; "
+                           "its score is unreliable")
         self._label_cache[prompts] = self.model.base_model.zero_shot_label_embeddings(prompts, self.tokenizer)
         return self._label_cache[prompts]
 
-    def _forward(self, model_inputs: dict[str, torch.Tensor], prompts: Optional[Prompts] = None) -> dict[str, Any]:
+    def _forward(self, model_inputs: dict[str, torch.Tensor], prompts: Optional[Prompts] = None,
+                 calibrated: bool = True) -> dict[str, Any]:
         if prompts is None:
             raise ValueError(_LABELS_REQUIRED)
         model = self.model.base_model
         labels = self.label_embeddings(prompts)
         ecg = model.zero_shot_ecg_embeddings(**self._ecg_kwargs(model_inputs))
-        return {"scores": model.zero_shot_scores(ecg, labels)}
+        return {"scores": model.zero_shot_scores(ecg, labels, [d for _, d in prompts], calibrated)}
 
-    def postprocess(self, model_outputs: dict[str, Any], labels: Sequence[str] = (), top_k: Optional[int] = None
-                    ) -> list[dict[str, Any]]:
+    def postprocess(self, model_outputs: dict[str, Any], labels: Sequence[str] = (), top_k: Optional[int] = None,
+                    calibrated: bool = True) -> list[dict[str, Any]]:
         scores = model_outputs["scores"].reshape(-1).tolist()
+        calibrated = self.model.base_model.zero_shot_calibrated(calibrated)
         ranked = sorted(zip(labels, scores, strict=True), key=lambda pair: -pair[1])[:top_k]
-        return [{"label": label, "score": score} for label, score in ranked]
+        return [{"label": label, "score": score, "calibrated": calibrated} for label, score in ranked]
+
+    # -- retrieval ----------------------------------------------------------------------------------------------
+    def ecg_embeddings(self, ecgs: Any, sampling_rate: Optional[float] = None,
+                       lead_names: Optional[Sequence[str]] = None) -> torch.Tensor:
+        """`(n, projection_dim)` normalised shared embeddings of one ECG or a list (inputs as for `__call__`)."""
+        ecgs = self._split_inputs(ecgs)
+        model = self.model.base_model
+        with torch.no_grad():
+            chunks = [model.zero_shot_ecg_embeddings(**self._ensure_tensor_on_device(
+                self._ecg_kwargs(self._preprocess_ecg(ecg, sampling_rate, lead_names)), self.device))
+                for ecg in (ecgs if isinstance(ecgs, list) else [ecgs])]
+        if not chunks:
+            raise ValueError("ecgs is empty: give at least one ECG")
+        return torch.cat(chunks)
+
+    def report_embeddings(self, reports: Union[str, Sequence[str]]) -> torch.Tensor:
+        """`(n, projection_dim)` normalised embeddings of report texts (`CGDMERModel.zero_shot_report_embeddings`)."""
+        if self.tokenizer is None:
+            raise ValueError("This pipeline has no tokenizer; pass tokenizer= to pipeline()")
+        return self.model.base_model.zero_shot_report_embeddings(_report_list(reports), self.tokenizer)
+
+    def retrieve_reports(self, ecgs: Any, reports: Sequence[str], top_k: int = 5, sampling_rate: Optional[float] = None,
+                         lead_names: Optional[Sequence[str]] = None) -> list:
+        """For each ECG, the `top_k` most similar of `reports` (clean them as the pretraining reports were, with
+        `cgdmer_hf.reports.clean_report`): a list of `{"report": str, "index": int, "score": float}` (cosine
+        similarity, best first); a list of such lists for a list of ECGs (`[]` for an empty list)."""
+        reports, top_k = _report_list(reports), _check_top_k(top_k)
+        split = self._split_inputs(ecgs)
+        if isinstance(split, list) and not split:
+            return []
+        model = self.model.base_model
+        scores, indices = model.retrieve(self.ecg_embeddings(split, sampling_rate, lead_names),
+                                         self.report_embeddings(reports), top_k)
+        found = [[{"report": reports[i], "index": i, "score": s} for i, s in zip(row_i, row_s, strict=True)]
+                 for row_i, row_s in zip(indices.tolist(), scores.tolist(), strict=True)]
+        return found if isinstance(split, list) else found[0]
+
+    def retrieve_ecgs(self, reports: Union[str, Sequence[str]], ecgs: Any, top_k: int = 5,
+                      sampling_rate: Optional[float] = None, lead_names: Optional[Sequence[str]] = None) -> list:
+        """For each report, the `top_k` most similar of `ecgs` (a list, inputs as for `__call__`): a list of
+        `{"index": int, "score": float}` (index into `ecgs`, cosine similarity, best first); a list of such lists
+        for a list of reports."""
+        top_k = _check_top_k(top_k)
+        model = self.model.base_model
+        scores, indices = model.retrieve(self.report_embeddings(reports),
+                                         self.ecg_embeddings(ecgs, sampling_rate, lead_names), top_k)
+        found = [[{"index": i, "score": s} for i, s in zip(row_i, row_s, strict=True)]
+                 for row_i, row_s in zip(indices.tolist(), scores.tolist(), strict=True)]
+        return found[0] if isinstance(reports, str) else found
 
 
 class ECGFeatureExtractionPipeline(_ECGPipelineMixin, Pipeline):
@@ -398,4 +503,4 @@ class ECGFeatureExtractionPipeline(_ECGPipelineMixin, Pipeline):
         return embeds if return_tensors else embeds.tolist()
 
 
-__all__ = ["ZeroShotECGClassificationPipeline", "ECGFeatureExtractionPipeline", "build_prompts"]
+__all__ = ["ZeroShotECGClassificationPipeline", "ECGFeatureExtractionPipeline", "build_prompts", "unseen_labels"]

@@ -1,6 +1,6 @@
 """The real-data benchmark scripts: their skip message without data; for the PTB-XL mini benchmark, its guard
-against mixing budgets in one table and the table it writes (zero-shot columns use the prompts chosen on fold 9;
-CPSC2018 the ensemble)."""
+against mixing budgets in one table, the tables it writes (zero-shot columns: plain class names first, then the
+prompts chosen on fold 9; calibration and retrieval tables; old results without them) and its model-card rows."""
 
 import importlib.util
 import json
