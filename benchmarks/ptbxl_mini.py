@@ -233,30 +233,35 @@ def paired_probe_differences(results_dir: Path, reference: str, rows: list[str],
 
 def zero_shot_rows(model_dir: Path, data: dict[str, Any], args, features=None
                    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Zero-shot on every PTB-XL label set with each of `PROMPT_SELECTIONS` (plain names first), each row with its
-    fold-10 calibration (raw, and after a fit on fold 9 with its own prompts); then the row's calibration fitted on
-    fold 9 of every label set (plain names and fold-9 prompts: what `ship` saves) and CPSC2018 with plain names and
-    the ensemble (no validation split there), measured with that calibration. Returns the rows and the
-    calibration."""
+    """Zero-shot on every PTB-XL label set with each of `PROMPT_SELECTIONS` (plain names first) and on CPSC2018 with
+    plain names and the ensemble (no validation split there), each row with its fold-10 calibration, raw and
+    calibrated on fold 9 only. The row's calibration (`row_calibration`, what `ship` saves) is fitted once the
+    fold-9 prompts are chosen; the rows with plain names or the ensemble are measured with it, the fold-9 rows with
+    a fit of their own prompts. Returns the rows (in `PROMPT_SELECTIONS` order per data set) and the calibration."""
     from cgdmer_hf.evaluation import FeatureCache
 
     features = features if features is not None else FeatureCache()
-    rows = []
-    for label_set in ZERO_SHOT_SETS:
-        for selection, settings in PROMPT_SELECTIONS.items():
-            rows += [{**row, "prompt_selection": selection} for row in _evaluate(
-                model_dir, data, label_set, args, features, tasks=("zero-shot",), calibration=True, **settings)]
-    calibration = row_calibration(model_dir, data, rows, features)
-    for selection in ("plain names", "ensemble"):
-        rows += [{**row, "prompt_selection": selection} for row in _evaluate(
-            model_dir, data, "cpsc2018", args, features, tasks=("zero-shot",), calibration=calibration,
+
+    def run(label_set: str, selection: str, calibration: Any) -> list[dict[str, Any]]:
+        return [{**row, "prompt_selection": selection} for row in _evaluate(
+            model_dir, data, label_set, args, features, tasks=("zero-shot",), calibration=calibration,
             **PROMPT_SELECTIONS[selection])]
+
+    tuned = {label_set: run(label_set, "fold 9", True) for label_set in ZERO_SHOT_SETS}
+    calibration = row_calibration(model_dir, data, [r for rows in tuned.values() for r in rows], features)
+    rows = []
+    for label_set in (*ZERO_SHOT_SETS, "cpsc2018"):
+        for selection in PROMPT_SELECTIONS:
+            if selection == "fold 9":
+                rows += tuned.get(label_set, [])
+            else:
+                rows += run(label_set, selection, calibration)
     return rows, calibration
 
 
 def row_calibration(model_dir: Path, data: dict[str, Any], rows: list[dict[str, Any]], features) -> dict[str, Any]:
     """The zero-shot calibration of a row's model, fitted on fold 9 only: every PTB-XL label set with its plain
-    class names and with the prompts chosen on fold 9 (`rows`)."""
+    class names and with the prompts chosen on fold 9 (the `fold 9` zero-shot rows)."""
     from transformers import AutoTokenizer
 
     from cgdmer_hf.data import label_names
@@ -502,8 +507,8 @@ def ship_calibration(row: dict[str, Any], target: Path) -> str:
             "(`\"calibrated\"`).")
     if "ece_calibrated" in summary:
         reliability_figure(summary, target / "zero_shot_reliability.png", "PTB-XL fold 10 super, plain names")
-        text += (f" On fold 10 super with the plain class names the expected calibration error is "
-                 f"{summary['ece']:.3f} raw and {summary['ece_calibrated']:.3f} calibrated (Brier "
+        text += (" On fold 10 super with the plain class names and this calibration the expected calibration "
+                 f"error is {summary['ece']:.3f} raw and {summary['ece_calibrated']:.3f} calibrated (Brier "
                  f"{summary['brier']:.3f} → {summary['brier_calibrated']:.3f}):\n\n"
                  "![Zero-shot reliability on fold 10](zero_shot_reliability.png)")
     return text
@@ -536,10 +541,10 @@ def ship(results: dict[str, Any], target: Path, data: dict[str, Any]) -> None:
         (prompts_dir / f"{name}.json").write_text(json.dumps(prompts, indent=2, ensure_ascii=False) + "\n")
     protocol = DEFAULT_EVALUATION_PROTOCOL + (
         " Zero-shot is reported first with the plain English class names (`scp_statements.csv` descriptions, the "
-        "CinC `Dx` names; no tuning: `zero-shot plain names`). The `zero-shot` rows on PTB-XL use, per class, the package's prompt ensemble or one of its descriptions, whichever "
-        "scored best on fold 9; the choice ships in `zero_shot_prompts/` (pass "
-        "`candidate_labels=load_prompt_set(\"zero_shot_prompts/ptbxl_super.json\")`). CPSC2018 has no validation "
-        "split and uses the full `cpsc2018` ensemble. Numbers from `benchmarks/ptbxl_mini.py` of the cgdmer_hf "
+        "CinC `Dx` names; no tuning: `zero-shot plain names`). The `zero-shot` rows on PTB-XL use, per class, "
+        "the package's prompt ensemble or one of its descriptions, whichever scored best on fold 9; the choice "
+        "ships in `zero_shot_prompts/` (pass `candidate_labels=load_prompt_set(\"zero_shot_prompts/ptbxl_super.json"
+        "\")`). CPSC2018 has no validation split: its `zero-shot` row uses the full `cpsc2018` ensemble. Numbers from `benchmarks/ptbxl_mini.py` of the cgdmer_hf "
         f"repository (preset `{results['preset']}`, {results['max_steps']} steps, {results['machine']}).")
     protocol += ship_calibration(results["rows"]["cgdmer"], target)
     check = masked_ecg_check(CGDMERForPreTraining.from_pretrained(target, dtype=torch.float32).eval(),

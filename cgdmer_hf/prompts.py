@@ -133,5 +133,6 @@ def clean_prompts(prompts: Mapping[str, Union[str, Sequence[str]]]) -> Prompts:
                           for label, descs in prompts.items()})
 
 
-__all__ = ["PLAIN_NAMES", "PROMPT_SETS", "LABEL_SET_PROMPTS", "align_prompts", "plain_prompt_set", "label_set_prompts", "load_prompt_set",
+__all__ = ["PLAIN_NAMES", "PROMPT_SETS", "LABEL_SET_PROMPTS", "align_prompts", "plain_prompt_set", "label_set_prompts",
+           "load_prompt_set",
            "prompt_set_for_label_set", "validate_prompt_set", "clean_prompts"]
