@@ -224,7 +224,7 @@ def test_harness_plain_names_with_calibration(tiny_zero_shot_model_dir, sample_s
         assert found["fitted_on"] == "validation"
         assert 0 <= found["ece"] <= 1 and 0 <= found["brier_calibrated"] <= 1
         assert sum(found["reliability"]["count"]) == row["num_test"] * len(results["label_names"])
-    assert (tmp_path / "reliability_zero-shot_pretrained.png").stat().st_size > 0
+    assert (tmp_path / "reliability" / "zero-shot_pretrained.png").stat().st_size > 0
     assert "ECE (calibrated)" in (tmp_path / "results.md").read_text()
 
 

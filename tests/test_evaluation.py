@@ -251,6 +251,16 @@ def test_cli_evaluate(model_dir, prepared_dir, tmp_path, capsys):
                                                                        ("linear-probe", "pretrained")]
 
 
+def test_cli_evaluate_plain_names_with_calibration(model_dir, prepared_dir, tmp_path):
+    out = tmp_path / "eval"
+    assert cli.main(["evaluate", str(model_dir), "--data", str(prepared_dir), "--output", str(out), "--tasks",
+                     "zero-shot", "--prompts", "plain", "--calibration", "--bootstrap", "0",
+                     "--no-random-baseline"]) == 0
+    row = json.loads((out / "results.json").read_text())["results"][0]
+    assert row["prompts"] == "plain" and {"ece", "brier"} <= set(row["calibration"])
+    assert (out / "reliability" / "zero-shot_pretrained.png").exists()
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 # What `evaluation.write_results` writes: with --overwrite, those of an earlier run that this run does not write
 # (e.g. roc/ with --no-plots) are deleted, so that nothing in OUTPUT describes another model or run.
-OUTPUTS = ("results.json", "results.md", "card_results.json", "roc")
+OUTPUTS = ("results.json", "results.md", "card_results.json", "roc", "reliability")
 HELP = ("Evaluate a CG-DMER model: zero-shot, linear probe (1/10/100 % labels) and fine-tuning macro ROC-AUC on a "
         "labelled data set, against a randomly initialised encoder.")
 
@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True,
                         help="prepared dataset (save_to_disk folder of `cgdmer prepare`) or a PTB-XL / CinC folder; "
                              "split by fold: 1-8 train, 9 validation, 10 test")
-    parser.add_argument("--output", "-o", required=True, help="folder for results.json, results.md and roc/*.png")
+    parser.add_argument("--output", "-o", required=True,
+                        help="folder for results.json, results.md, roc/*.png (and reliability/*.png)")
     parser.add_argument("--tasks", type=_tasks, default=("zero-shot", "linear-probe"),
                         help="comma-separated: zero-shot, linear-probe, finetune (default zero-shot,linear-probe)")
     parser.add_argument("--fractions", type=_floats, default=(0.01, 0.1, 1.0),
@@ -52,7 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="label set for a raw data folder (PTB-XL: super|sub|form|rhythm; CinC: cpsc2018)")
     parser.add_argument("--prompts", default=None,
                         help="zero-shot prompt set: a shipped name (ptbxl_super, ptbxl_sub, ptbxl_form, ptbxl_rhythm, "
-                             "cpsc2018) or a JSON file {label: [descriptions]} (default: the label set's)")
+                             "cpsc2018), a JSON file {label: [descriptions]}, or 'plain' (each class's plain English "
+                             "name, no tuning) (default: the label set's)")
+    parser.add_argument("--calibration", action="store_true",
+                        help="measure the calibration of the zero-shot probabilities on the test split (ECE, Brier, "
+                             "reliability PNGs), raw and after a Platt fit on the validation split")
     parser.add_argument("--tune-prompts", action="store_true",
                         help="choose per class the prompt ensemble or one description by validation AUC")
     parser.add_argument("--no-random-baseline", action="store_true",
@@ -90,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
         prompts=args.prompts, tune_prompts=args.tune_prompts, batch_size=args.batch_size, bootstrap=args.bootstrap,
         finetune=FinetuneSettings(epochs=args.finetune_epochs, learning_rate=args.finetune_lr,
                                   batch_size=args.finetune_batch_size),
-        plots=not args.no_plots,
+        plots=not args.no_plots, calibration=args.calibration,
     )
-    if "zero-shot" in settings.tasks and args.label_set and not args.prompts:
+    if "zero-shot" in settings.tasks and args.label_set and not args.prompts:  # ('plain' knows every label set)
         from ..prompts import prompt_set_for_label_set
 
         prompt_set_for_label_set(args.label_set)  # fail before reading the data

@@ -273,10 +273,10 @@ class _Harness:
 
 def write_reliability_plots(summaries: dict[str, dict[str, Any]], output_dir: Union[str, os.PathLike]
                             ) -> list[Path]:
-    """`reliability_<name>.png` (before and, when fitted, after calibration) of each `calibration_summary`."""
+    """`reliability/<name>.png` (before and, when fitted, after calibration) of each `calibration_summary`."""
     from .calibration import reliability_figure
 
-    return [reliability_figure(summary, Path(output_dir) / f"reliability_{name}.png", name)
+    return [reliability_figure(summary, Path(output_dir) / "reliability" / f"{name}.png", name)
             for name, summary in summaries.items()]
 
 
