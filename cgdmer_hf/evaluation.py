@@ -231,7 +231,8 @@ def compute_embeddings(model, dataset, kind: str = "representation", batch_size:
     for batch in dataset.select_columns(list(ECG_COLUMNS)).with_format("torch").iter(batch_size=batch_size):
         inputs = {k: batch[k].to(device) for k in ECG_COLUMNS}
         inputs["ecg_values"] = inputs["ecg_values"].to(dtype)
-        out = core.get_ecg_features(**inputs) if kind == "shared" else core.get_ecg_representation(**inputs)
+        out = core.get_ecg_features(**inputs).pooler_output if kind == "shared" \
+            else core.get_ecg_representation(**inputs)
         out = out.float()
         chunks.append((F.normalize(out, dim=-1) if normalize else out).cpu().numpy())
     core.train(was_training)

@@ -341,7 +341,8 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
         _check_lengths(prompts, tokens["attention_mask"].sum(-1).tolist(), max_length)
         with torch.no_grad():
             embeds = F.normalize(model.get_text_features(tokens["input_ids"].to(self.device),
-                                                        tokens["attention_mask"].to(self.device)).float(), dim=-1)
+                                                        tokens["attention_mask"].to(self.device)
+                                                        ).pooler_output.float(), dim=-1)
         sizes = [len(descriptions) for _, descriptions in prompts]
         labels = torch.stack([chunk.mean(0) for chunk in embeds.split(sizes)])
         self._label_cache[prompts] = F.normalize(labels, dim=-1)
@@ -352,7 +353,7 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
             raise ValueError(_LABELS_REQUIRED)
         model = _dual_encoder(self.model)
         labels = self.label_embeddings(prompts)
-        ecg = F.normalize(model.get_ecg_features(**self._ecg_kwargs(model_inputs)).float(), dim=-1)
+        ecg = F.normalize(model.get_ecg_features(**self._ecg_kwargs(model_inputs)).pooler_output.float(), dim=-1)
         logits = model.similarity_logits(ecg, labels.to(ecg.device)).float()
         return {"logits": logits}
 
@@ -420,7 +421,8 @@ class ECGFeatureExtractionPipeline(_ECGPipelineMixin, Pipeline):
     def _forward(self, model_inputs, kind: str = "representation", normalize: bool = False):
         model = _dual_encoder(self.model)
         inputs = self._ecg_kwargs(model_inputs)
-        embeds = model.get_ecg_features(**inputs) if kind == "shared" else model.get_ecg_representation(**inputs)
+        embeds = model.get_ecg_features(**inputs).pooler_output if kind == "shared" \
+            else model.get_ecg_representation(**inputs)
         embeds = embeds.float()
         return {"embeddings": F.normalize(embeds, dim=-1) if normalize else embeds}
 
