@@ -154,7 +154,8 @@ _NO_OUTPUTS = {"output_attentions": False, "output_hidden_states": False, "retur
 
 def _is_tracing() -> bool:
     """True under `torch.compile` / `torch.export` (and `torch.jit.trace`): data-dependent checks are skipped."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+    is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.6
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or bool(is_exporting and is_exporting())
 
 
 def _check_attn_implementation(implementation: Optional[str]) -> str:
