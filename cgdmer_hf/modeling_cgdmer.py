@@ -445,8 +445,9 @@ class CGDMERPreTrainedModel(PreTrainedModel):
 
         Expected differences pass: the weights a head adds (its `_new_head_patterns`, e.g. a new classifier)
         and the ones it drops (`_keys_to_ignore_on_load_unexpected`, e.g. the text tower in a classifier);
-        `ignore_mismatched_sizes=True` accepts (and freshly initialises) weights of another shape. `strict=False`
-        restores the warning-only behaviour of transformers for everything else."""
+        `ignore_mismatched_sizes=True` accepts (and freshly initialises) weights of another shape (without it, recent
+        transformers raise their own error on a shape mismatch before this check). `strict=False` restores the
+        warning-only behaviour of transformers for missing and unexpected weights."""
         from safetensors import SafetensorError
 
         want_info = kwargs.pop("output_loading_info", False)

@@ -281,25 +281,23 @@ def test_resize_token_embeddings_after_adding_tokens(tester, tmp_path, tie):
 # ---- 5. export and compile ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model_class", [CGDMERModel, CGDMERForECGClassification])
-def test_export_with_a_dynamic_batch(tester, model_class):
+@pytest.mark.parametrize("dynamic", [False, True])
+@pytest.mark.parametrize("model_class", ALL_CLASSES)
+def test_export_with_a_static_or_dynamic_batch(tester, model_class, dynamic):
     model = tester.model(model_class, **tester.one_layer)
-    inputs = tester.inputs_for(model)
+    inputs = tester.inputs_for(model)  # pretraining: with a fixed noise
     batch = torch.export.Dim("batch", min=1, max=64)
-    program = torch.export.export(model, (), kwargs=inputs, dynamic_shapes={k: {0: batch} for k in inputs})
-    assert "nonzero" not in program.graph_module.code
-    other = tester.inputs_for(model, batch=3)
+    shapes = {k: {0: batch} for k in inputs} if dynamic else None
+    program = torch.export.export(model, (), kwargs=inputs, dynamic_shapes=shapes)
+    assert "nonzero" not in program.graph_module.code  # fixed-shape token selection
+    other = tester.inputs_for(model, batch=3) if dynamic else inputs
     torch.testing.assert_close(main_output(model, program.module()(**other)), main_output(model, model(**other)))
 
 
-def test_export_pretraining_with_noise_or_mask(tester):
+def test_export_pretraining_with_an_explicit_mask(tester):
     model = tester.model(CGDMERForPreTraining, **tester.one_layer)
-    inputs = tester.inputs_for(model)
-    program = torch.export.export(model, (), kwargs=inputs)  # static shapes
-    assert "nonzero" not in program.graph_module.code
-    torch.testing.assert_close(program.module()(**inputs).loss, model(**inputs).loss)
+    inputs = tester.ecg_inputs()
     inputs["ecg_mask"] = model(**inputs).ecg_mask
-    del inputs["noise"]
     program = torch.export.export(model, (), kwargs=inputs)
     torch.testing.assert_close(program.module()(**inputs).loss, model(**inputs).loss)
     # Without noise or a mask an eval-mode model hashes each ECG: not traceable, and it says so.
@@ -426,6 +424,14 @@ def test_pretraining_checkpoint_loads_into_each_head(tester, tmp_path):
     clf = CGDMERForECGClassification.from_pretrained(tmp_path)
     names = set(clf.state_dict())
     assert not any(n.startswith(("cgdmer.text_", "cgdmer.shared_projection", "ecg_decoder")) for n in names)
+    # Only those: a checkpoint that lacks a backbone weight the classifier uses is still an error.
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["cgdmer.shared_encoder.layer_norm.weight"]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"missing keys: \['cgdmer.shared_encoder.layer_norm.weight'\]"):
+        CGDMERForECGClassification.from_pretrained(tmp_path)
 
 
 def test_strict_false_loads_a_partial_checkpoint(tester, tmp_path):
