@@ -100,8 +100,8 @@ def test_dual_encoder_and_classifier_shapes(ecg):
     assert out.logits_per_ecg.shape == (B, B) and torch.equal(out.logits_per_text, out.logits_per_ecg.t())
     assert torch.isfinite(out.loss)
     torch.testing.assert_close(out.ecg_embeds.norm(dim=-1), torch.ones(B))
-    assert model.get_ecg_features(ecg).shape == (B, cfg.projection_dim)
-    assert model.get_text_features(text["input_ids"]).shape == (B, cfg.projection_dim)
+    assert model.get_ecg_features(ecg).pooler_output.shape == (B, cfg.projection_dim)
+    assert model.get_text_features(text["input_ids"]).pooler_output.shape == (B, cfg.projection_dim)
     assert model.get_ecg_representation(ecg).shape == (B, 2 * cfg.shared_hidden_size)
     clf = CGDMERForECGClassification(cfg)
     res = clf(ecg, labels=torch.ones(B, 5))
@@ -209,7 +209,7 @@ def test_eval_mode_mask_is_deterministic_and_features_unmasked(ecg):
     model = CGDMERForPreTraining(tiny()).eval()
     assert torch.equal(model(ecg).ecg_mask, model(ecg).ecg_mask)
     dual = CGDMERModel(tiny()).eval()
-    torch.testing.assert_close(dual.get_ecg_features(ecg), dual.get_ecg_features(ecg))
+    torch.testing.assert_close(dual.get_ecg_features(ecg).pooler_output, dual.get_ecg_features(ecg).pooler_output)
 
 
 # ---- loss weights ------------------------------------------------------------------------------------------
@@ -250,8 +250,8 @@ def test_lead_identity_changes_the_embedding():
     as_lead_i[0, 0], as_lead_ii[0, 1] = signal, signal
     mask_i, mask_ii = torch.zeros(1, L), torch.zeros(1, L)
     mask_i[0, 0], mask_ii[0, 1] = 1, 1
-    emb_i = model.get_ecg_features(as_lead_i, mask_i)
-    emb_ii = model.get_ecg_features(as_lead_ii, mask_ii)
+    emb_i = model.get_ecg_features(as_lead_i, mask_i).pooler_output
+    emb_ii = model.get_ecg_features(as_lead_ii, mask_ii).pooler_output
     assert not torch.allclose(emb_i, emb_ii, atol=1e-4)
 
 
@@ -263,10 +263,12 @@ def test_masked_out_leads_do_not_influence_the_embedding(ecg):
     zeroed[:, 3:9] = 0
     garbage = ecg.clone()
     garbage[:, 3:9] = 1e3 * torch.randn(B, 6, T)
-    torch.testing.assert_close(model.get_ecg_features(zeroed, lead_mask), model.get_ecg_features(garbage, lead_mask))
+    torch.testing.assert_close(model.get_ecg_features(zeroed, lead_mask).pooler_output,
+                               model.get_ecg_features(garbage, lead_mask).pooler_output)
     torch.testing.assert_close(model.get_ecg_representation(zeroed, lead_mask),
                                model.get_ecg_representation(garbage, lead_mask))
-    assert not torch.allclose(model.get_ecg_features(ecg), model.get_ecg_features(zeroed, lead_mask))
+    assert not torch.allclose(model.get_ecg_features(ecg).pooler_output,
+                              model.get_ecg_features(zeroed, lead_mask).pooler_output)
 
 
 def test_padding_is_ignored(ecg):
@@ -275,11 +277,11 @@ def test_padding_is_ignored(ecg):
     attention[:, 600:] = 0
     a, b = ecg.clone(), ecg.clone()
     a[:, :, 600:], b[:, :, 600:] = 0.0, 5.0
-    torch.testing.assert_close(model.get_ecg_features(a, ecg_attention_mask=attention),
-                               model.get_ecg_features(b, ecg_attention_mask=attention))
+    torch.testing.assert_close(model.get_ecg_features(a, ecg_attention_mask=attention).pooler_output,
+                               model.get_ecg_features(b, ecg_attention_mask=attention).pooler_output)
     # A shorter signal is padded and masked the same way.
-    torch.testing.assert_close(model.get_ecg_features(a[:, :, :600]),
-                               model.get_ecg_features(a, ecg_attention_mask=attention))
+    torch.testing.assert_close(model.get_ecg_features(a[:, :, :600]).pooler_output,
+                               model.get_ecg_features(a, ecg_attention_mask=attention).pooler_output)
 
 
 # ---- bad input ---------------------------------------------------------------------------------------------
@@ -333,7 +335,7 @@ def test_round_trip_via_auto_classes(tmp_path, ecg):
         assert torch.equal(a[key], b[key]), key
     dual = AutoModel.from_pretrained(tmp_path).eval()
     assert isinstance(dual, CGDMERModel)
-    assert torch.equal(dual.get_ecg_features(ecg), model.cgdmer.get_ecg_features(ecg))
+    assert torch.equal(dual.get_ecg_features(ecg).pooler_output, model.cgdmer.get_ecg_features(ecg).pooler_output)
     clf = AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=4).eval()
     assert isinstance(clf, CGDMERForECGClassification)
     assert torch.equal(clf.cgdmer.get_ecg_representation(ecg), model.cgdmer.get_ecg_representation(ecg))
@@ -344,7 +346,7 @@ def test_fresh_process_without_package_loads_with_trust_remote_code(tmp_path, ec
     model = CGDMERModel(tiny()).eval()
     model.save_pretrained(tmp_path / "model")
     torch.save(ecg, tmp_path / "ecg.pt")
-    torch.save(model.get_ecg_features(ecg), tmp_path / "expected.pt")
+    torch.save(model.get_ecg_features(ecg).pooler_output, tmp_path / "expected.pt")
     script = textwrap.dedent(f"""
         import sys
         sys.modules["cgdmer_hf"] = None  # the package must not be importable
@@ -352,7 +354,7 @@ def test_fresh_process_without_package_loads_with_trust_remote_code(tmp_path, ec
         from transformers import AutoModel
         model = AutoModel.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        out = model.get_ecg_features(torch.load({str(tmp_path / "ecg.pt")!r}))
+        out = model.get_ecg_features(torch.load({str(tmp_path / "ecg.pt")!r})).pooler_output
         assert torch.equal(out, torch.load({str(tmp_path / "expected.pt")!r})), "outputs differ"
         print("OK", type(model).__name__)
     """)
