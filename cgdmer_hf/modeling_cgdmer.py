@@ -183,6 +183,19 @@ def eager_attention_forward(module: nn.Module, query: torch.Tensor, key: torch.T
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
+def _slow_half_precision_sdpa_backward(qkv: torch.Tensor) -> bool:
+    """PyTorch's CPU flash-attention kernel runs its backward pass 5-20x slower in bf16/fp16 than in fp32 on the
+    short sequences of the ECG tower (e.g. 192 x 4 heads x 40 tokens x 16), so that bf16 autocast training is
+    slower than fp32. There, attention written out is faster; it matches SDPA within the usual bf16 tolerance."""
+    return (qkv.device.type == "cpu" and qkv.dtype in (torch.bfloat16, torch.float16) and torch.is_grad_enabled()
+            and qkv.requires_grad)
+
+
+def _eager_without_weights(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """`eager_attention_forward` standing in for SDPA (see `_slow_half_precision_sdpa_backward`): no weights."""
+    return eager_attention_forward(*args, **kwargs)[0], None
+
+
 class CGDMERAttention(nn.Module):
     """Multi-head self-attention, eager or SDPA as `config._attn_implementation` says (SDPA without a config);
     `attn_mask` is a boolean `(B, 1, 1 | L, L)` mask of the keys each query may attend to. Returns the output and
@@ -207,6 +220,8 @@ class CGDMERAttention(nn.Module):
         qkv = self.qkv(hidden).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         implementation = _check_attn_implementation(getattr(self.config, "_attn_implementation", None))
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        if implementation == "sdpa" and _slow_half_precision_sdpa_backward(qkv):
+            attention_interface = _eager_without_weights
         out, weights = attention_interface(self, qkv[0], qkv[1], qkv[2], attn_mask, scaling=self.scaling,
                                            dropout=self.dropout if self.training else 0.0, is_causal=False)
         if weights is not None and groups is not None:
@@ -852,21 +867,23 @@ class CGDMERModel(CGDMERPreTrainedModel):
         )
 
     def encode_ecg(self, ecg_values: torch.Tensor, lead_mask: torch.Tensor, ecg_attention_mask: torch.Tensor,
-                   ids_keep: Optional[torch.Tensor] = None, **flags: Any) -> _Encoded:
-        """Token features of (already validated) ECG inputs; `ids_keep` selects the visible tokens; `flags` (see
-        `_output_flags`) ask the tower for hidden states and attentions."""
+                   ids_keep: Optional[torch.Tensor] = None, with_specific: bool = True, **flags: Any) -> _Encoded:
+        """Token features of (already validated) ECG inputs; `ids_keep` selects the visible tokens;
+        `with_specific=False` skips the modality-specific encoder (the shared embedding does not read it); `flags`
+        (see `_output_flags`) ask the tower for hidden states and attentions."""
         valid = self.ecg_model.embeddings.token_validity(lead_mask, ecg_attention_mask)
         tower = self.ecg_model(ecg_values, valid, ids_keep, **{**_NO_OUTPUTS, **flags})
         if ids_keep is not None:
             valid = torch.gather(valid, 1, ids_keep)
-        specific = self.ecg_specific_encoder if self.config.disentangle else None
+        specific = self.ecg_specific_encoder if self.config.disentangle and with_specific else None
         return self._split(self.ecg_to_shared(tower.last_hidden_state), valid, ECG_MODALITY, specific, tower)
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **flags: Any) -> _Encoded:
-        """Token features of (already validated) report tokens."""
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_specific: bool = True,
+                    **flags: Any) -> _Encoded:
+        """Token features of (already validated) report tokens (`with_specific` as in `encode_ecg`)."""
         self._require_text_side("text tower")
         tower = self.text_model(input_ids, attention_mask, **{**_NO_OUTPUTS, **flags})
-        specific = self.text_specific_encoder if self.config.disentangle else None
+        specific = self.text_specific_encoder if self.config.disentangle and with_specific else None
         return self._split(self.text_to_shared(tower.last_hidden_state), attention_mask, TEXT_MODALITY, specific,
                            tower)
 
@@ -895,7 +912,8 @@ class CGDMERModel(CGDMERPreTrainedModel):
         backbone's."""
         self._require_text_side("projections (get_ecg_features)")
         inputs = self._prepare_ecg_inputs(ecg_values, lead_mask, ecg_attention_mask)
-        encoded = self.encode_ecg(*inputs, **self._output_flags(output_attentions, output_hidden_states))
+        encoded = self.encode_ecg(*inputs, with_specific=False,
+                                  **self._output_flags(output_attentions, output_hidden_states))
         return encoded.features(self.shared_projection(encoded.pooled()[0]))
 
     @can_return_tuple
@@ -905,7 +923,8 @@ class CGDMERModel(CGDMERPreTrainedModel):
         """The report tower's output; `pooler_output` is the shared (ECG-aligned) report embedding `(batch,
         projection_dim)`, before normalisation."""
         inputs = self._prepare_text_inputs(input_ids, attention_mask)
-        encoded = self.encode_text(*inputs, **self._output_flags(output_attentions, output_hidden_states))
+        encoded = self.encode_text(*inputs, with_specific=False,
+                                   **self._output_flags(output_attentions, output_hidden_states))
         return encoded.features(self.shared_projection(encoded.pooled()[0]))
 
     def get_ecg_representation(self, ecg_values: torch.Tensor, lead_mask: Optional[torch.Tensor] = None,

@@ -379,3 +379,45 @@ def test_trainer_predictions_are_the_classifier_logits(tmp_path, ecg):
     assert isinstance(prediction.predictions, np.ndarray) and prediction.predictions.shape == (B, 5)
     np.testing.assert_allclose(prediction.predictions, model(ecg).logits.detach().numpy(), atol=1e-5)
     assert prediction.metrics["test_loss"] > 0
+
+
+# ---- speed paths: same numbers, less work ------------------------------------------------------------------
+
+
+def test_shared_features_skip_the_specific_encoder(ecg, one_thread):
+    torch.manual_seed(0)
+    model = CGDMERModel(tiny()).eval()
+    calls = []
+    model.ecg_specific_encoder.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        features = model.get_ecg_features(ecg).pooler_output
+        assert not calls  # the shared embedding does not read the specific branch
+        representation = model.get_ecg_representation(ecg)
+        assert calls
+        full = model(ecg_values=ecg)
+    width = model.config.shared_hidden_size
+    torch.testing.assert_close(F.normalize(features, dim=-1), full.ecg_embeds, rtol=0, atol=1e-6)
+    torch.testing.assert_close(model.shared_projection(representation[:, :width]), features, rtol=0, atol=1e-6)
+
+
+def test_half_precision_cpu_training_uses_written_out_attention(ecg, one_thread, monkeypatch):
+    from cgdmer_hf.modeling_cgdmer import _slow_half_precision_sdpa_backward
+
+    half = torch.zeros(2, 3, requires_grad=True, dtype=torch.bfloat16)
+    assert _slow_half_precision_sdpa_backward(half)
+    assert not _slow_half_precision_sdpa_backward(half.detach())  # inference keeps SDPA
+    assert not _slow_half_precision_sdpa_backward(torch.zeros(2, 3, requires_grad=True))  # fp32 keeps SDPA
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(1) or sdpa(*a, **k))
+    torch.manual_seed(0)
+    model = CGDMERForPreTraining(tiny()).train()
+    batch = dict(ecg_values=ecg, noise=model.sample_noise(B, torch.Generator().manual_seed(3)), **text_batch())
+    model(**batch).loss.backward()
+    assert calls  # fp32 training: SDPA
+    calls.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(**batch).loss
+    loss.backward()
+    assert not calls and torch.isfinite(loss)  # bf16 training on the CPU: written-out attention
