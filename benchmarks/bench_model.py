@@ -1,6 +1,6 @@
 """Model benchmark: parameter counts, pretraining forward+backward pairs/s and peak memory on this machine.
 
-    python benchmarks/bench_model.py [--presets small base] [--batch-size 8] [--steps 5]
+    python benchmarks/bench_model.py [--presets small base] [--batch-size 8] [--steps 5] [--pipeline]
 
 Prints a table and writes benchmarks/results/bench_model.json. Synthetic inputs (random ECGs and token ids):
 this measures the model's compute only; preprocessing and data loading have their own benchmarks.
@@ -42,6 +42,40 @@ def inference_rate(model: torch.nn.Module, config, device: str, batch: int = 64,
     if device == "cuda":
         torch.cuda.synchronize()
     return batch * repeats / (time.perf_counter() - start)
+
+
+def pipeline_rate(preset: str, batch: int = 16, n: int = 128, repeats: int = 2) -> dict:
+    """ECGs/s of `pipeline("zero-shot-ecg-classification")` end to end (WFDB file -> feature extractor -> model ->
+    ranked PTB-XL super labels with the shipped prompt ensemble), on the bundled 100 Hz sample records repeated to
+    `n`, `batch` ECGs per model call; a randomly initialised `preset` model (speed does not depend on weights)."""
+    import tempfile
+
+    from transformers import pipeline
+
+    from cgdmer_hf import CGDMERModel, CGDMERProcessor, load_prompt_set
+    from cgdmer_hf.feature_extraction_cgdmer import CGDMERFeatureExtractor
+    from cgdmer_hf.reports import load_default_tokenizer
+    from cgdmer_hf.samples import load_sample_index, sample_record_path
+
+    tokenizer = load_default_tokenizer()
+    config = CGDMERConfig.from_preset(preset, text_config=dict(vocab_size=len(tokenizer)))
+    paths = [sample_record_path(r["ecg_id"], 100) for r in load_sample_index()]
+    paths = (paths * (n // len(paths) + 1))[:n]
+    labels = load_prompt_set("ptbxl_super")
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        CGDMERModel(config).save_pretrained(tmp)
+        CGDMERProcessor(CGDMERFeatureExtractor(), tokenizer).save_pretrained(tmp)
+        pipe = pipeline("zero-shot-ecg-classification", model=tmp, device="cpu")
+        pipe(paths[:batch], candidate_labels=labels, batch_size=batch)  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = pipe(paths, candidate_labels=labels, batch_size=batch)
+            times.append(time.perf_counter() - start)
+    assert len(out) == n
+    return {"preset": preset, "batch": batch, "ecgs": n, "pipeline_ecgs_per_s": round(n / min(times), 1),
+            "threads": torch.get_num_threads()}
 
 
 def bench(preset: str, batch: int, steps: int, text_len: int, device: str) -> dict:
@@ -98,9 +132,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--text-length", type=int, default=48)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="also time the zero-shot pipeline end to end (CPU, batch 16, bundled records)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     rows = [bench(p, args.batch_size, args.steps, args.text_length, args.device) for p in args.presets]
+    pipelines = [pipeline_rate(p) for p in args.presets if p != "base"] if args.pipeline else []
+    for row in pipelines:
+        print(f"pipeline {row['preset']}: {row['pipeline_ecgs_per_s']} ECGs/s (batch {row['batch']}, "
+              f"{row['threads']} threads, files to ranked labels)")
     load = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     machine = (torch.cuda.get_device_name() if args.device == "cuda"
                else f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
@@ -113,7 +153,8 @@ def main() -> None:
         print("| " + " | ".join(str(row[c]) for c in cols) + " |")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "bench_model.json"
-    out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "load_average_1min": load, "rows": rows}, indent=2))
+    out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "load_average_1min": load, "rows": rows,
+                               "pipeline": pipelines}, indent=2))
     print(f"\nwrote {out}")
 
 

@@ -106,10 +106,17 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
     from cgdmer_hf.training import configure_for_tokenizer, pretrain
 
     out = args.work_dir / name
+    config = row_config(preset, spec.get("overrides", {}))
+    finished = finished_run(out, args.max_steps) if spec.get("pretrain", True) and not args.force else None
+    if finished is not None:
+        print(f"row {name}: pretraining finished earlier in {out}, evaluating it", flush=True)
+        return out, {"pretrained": True, "ecg_design": ecg_design(config), **finished}
     resume = resumable_checkpoint(out, args.max_steps)
     if out.exists() and resume is None:
-        shutil.rmtree(out)
-    config = row_config(preset, spec.get("overrides", {}))
+        if spec.get("pretrain", True) and any(out.iterdir()) and not args.force:
+            raise SystemExit(f"{out} holds neither a finished nor a resumable run of {args.max_steps} steps; move it "
+                             "away or pass --force to replace it")
+        shutil.rmtree(out)  # empty, a random-init row (regenerated), or --force
     start = time.perf_counter()
     if not spec.get("pretrain", True):
         tokenizer = load_default_tokenizer()
@@ -138,6 +145,23 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
         "first_logged": next((h for h in history if "loss" in h), None),
         "last_logged": next((h for h in reversed(history) if "loss" in h), None),
     }
+
+
+def finished_run(run_dir: Path, max_steps: int) -> Optional[dict[str, Any]]:
+    """Training facts of a run of this budget that finished (final model saved, `trainer_state.json` at
+    `max_steps`), else `None`: such a run is evaluated again, never retrained or deleted."""
+    state_path = run_dir / "trainer_state.json"
+    if not (run_dir / "model.safetensors").exists() or not state_path.exists():
+        return None
+    state = json.loads(state_path.read_text())
+    if state.get("max_steps") != max_steps or state.get("global_step") != max_steps:
+        return None
+    history = state.get("log_history", [])
+    runtime = next((h["train_runtime"] for h in history if "train_runtime" in h), None)
+    return {"steps": state["global_step"], "seconds": None if runtime is None else round(runtime, 1),
+            "best_checkpoint": state.get("best_model_checkpoint"), "best_eval_loss": state.get("best_metric"),
+            "first_logged": next((h for h in history if "loss" in h), None),
+            "last_logged": next((h for h in reversed(history) if "loss" in h), None)}
 
 
 def resumable_checkpoint(run_dir: Path, max_steps: int) -> Optional[str]:

@@ -3,10 +3,11 @@ modality-shared / modality-specific representations aligned with a sigmoid (SigL
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,11 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_cgdmer import MASKING_STRATEGIES, CGDMERConfig, CGDMEREcgConfig, CGDMERTextConfig
 
@@ -38,6 +43,8 @@ class CGDMEROutput(ModelOutput):
         logits_per_text: the transpose of `logits_per_ecg`.
         ecg_embeds / text_embeds: normalised shared (aligned) embeddings, `(batch, projection_dim)`.
         ecg_specific_embeds / text_specific_embeds: normalised modality-specific embeddings (or `None`).
+        ecg_model_output / text_model_output: the [`BaseModelOutputWithPooling`] of each tower (as
+            `get_ecg_features` / `get_text_features` return it), with its hidden states and attentions when asked.
     """
 
     loss: Optional[torch.FloatTensor] = None
@@ -47,12 +54,18 @@ class CGDMEROutput(ModelOutput):
     text_embeds: Optional[torch.FloatTensor] = None
     ecg_specific_embeds: Optional[torch.FloatTensor] = None
     text_specific_embeds: Optional[torch.FloatTensor] = None
+    ecg_model_output: Optional[BaseModelOutputWithPooling] = None
+    text_model_output: Optional[BaseModelOutputWithPooling] = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in super().to_tuple())
 
 
 @dataclass
 class CGDMERForPreTrainingOutput(ModelOutput):
     """Output of [`CGDMERForPreTraining`]: the weighted total `loss`, every component loss (unweighted), the
-    sigmoid loss temperature and bias, and the reconstructions."""
+    sigmoid loss temperature and bias, the reconstructions and, when asked, the hidden states and attentions of
+    the ECG tower (over the visible tokens) and of the report tower (over the clean `input_ids`)."""
 
     loss: Optional[torch.FloatTensor] = None
     ecg_loss: Optional[torch.FloatTensor] = None
@@ -66,15 +79,22 @@ class CGDMERForPreTrainingOutput(ModelOutput):
     mlm_logits: Optional[torch.FloatTensor] = None
     ecg_embeds: Optional[torch.FloatTensor] = None
     text_embeds: Optional[torch.FloatTensor] = None
+    ecg_hidden_states: Optional[tuple[torch.FloatTensor, ...]] = None
+    ecg_attentions: Optional[tuple[torch.FloatTensor, ...]] = None
+    text_hidden_states: Optional[tuple[torch.FloatTensor, ...]] = None
+    text_attentions: Optional[tuple[torch.FloatTensor, ...]] = None
 
 
 @dataclass
 class CGDMERECGClassifierOutput(ModelOutput):
-    """Output of [`CGDMERForECGClassification`]: BCE `loss` when labels are given, `logits` per class."""
+    """Output of [`CGDMERForECGClassification`]: BCE `loss` when labels are given, `logits` per class, the pooled
+    features and, when asked, the hidden states and attentions of the ECG tower."""
 
     loss: Optional[torch.FloatTensor] = None
     logits: Optional[torch.FloatTensor] = None
     ecg_representation: Optional[torch.FloatTensor] = None
+    hidden_states: Optional[tuple[torch.FloatTensor, ...]] = None
+    attentions: Optional[tuple[torch.FloatTensor, ...]] = None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -128,35 +148,96 @@ def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------------------
 
 
-class CGDMERAttention(nn.Module):
-    """Multi-head self-attention with PyTorch SDPA; `attn_mask` is a boolean `(B, 1, 1 | L, L)` mask of the keys
-    each query may attend to."""
+ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
+# Tower kwargs of internal passes: a model output, no hidden states or attentions (whatever the config says).
+_NO_OUTPUTS = {"output_attentions": False, "output_hidden_states": False, "return_dict": True}
 
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float):
+
+def _is_tracing() -> bool:
+    """True under `torch.compile` / `torch.export` (and `torch.jit.trace`): data-dependent checks are skipped."""
+    is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.6
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or bool(is_exporting and is_exporting())
+
+
+def _check_attn_implementation(implementation: Optional[str]) -> str:
+    """The attention implementation to run (`None` means the default, SDPA); anything else is refused."""
+    implementation = "sdpa" if implementation is None else implementation
+    if implementation not in ATTENTION_IMPLEMENTATIONS:
+        raise ValueError(f"CG-DMER supports attn_implementation 'eager' and 'sdpa', got {implementation!r} "
+                         "(flash and flex attention are not supported: the ECG masks are arbitrary boolean masks)")
+    return implementation
+
+
+def eager_attention_forward(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                            attention_mask: Optional[torch.Tensor], scaling: float, dropout: float = 0.0,
+                            **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention written out; `attention_mask` is boolean (True = may attend) or additive. Returns the output
+    `(batch, length, heads, head_dim)` and the weights `(batch, heads, length, length)`."""
+    weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            weights = weights.masked_fill(~attention_mask, torch.finfo(weights.dtype).min)
+        else:
+            weights = weights + attention_mask
+    weights = F.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+def _slow_half_precision_sdpa_backward(qkv: torch.Tensor) -> bool:
+    """PyTorch's CPU flash-attention kernel runs its backward pass 5-20x slower in bf16/fp16 than in fp32 on the
+    short sequences of the ECG tower (e.g. 192 x 4 heads x 40 tokens x 16), so that bf16 autocast training is
+    slower than fp32. There, attention written out is faster; it matches SDPA within the usual bf16 tolerance."""
+    return (qkv.device.type == "cpu" and qkv.dtype in (torch.bfloat16, torch.float16) and torch.is_grad_enabled()
+            and qkv.requires_grad)
+
+
+def _eager_without_weights(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """`eager_attention_forward` standing in for SDPA (see `_slow_half_precision_sdpa_backward`): no weights."""
+    return eager_attention_forward(*args, **kwargs)[0], None
+
+
+class CGDMERAttention(nn.Module):
+    """Multi-head self-attention, eager or SDPA as `config._attn_implementation` says (SDPA without a config);
+    `attn_mask` is a boolean `(B, 1, 1 | L, L)` mask of the keys each query may attend to. Returns the output and
+    the attention weights (eager only; `None` with SDPA)."""
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float, config: Optional[CGDMERConfig] = None):
         super().__init__()
+        self.config = config
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.out_proj = nn.Linear(hidden_size, hidden_size)
         self.dropout = dropout
 
-    def forward(self, hidden: torch.Tensor, attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, attn_mask: Optional[torch.Tensor],
+                groups: Optional[tuple[int, int]] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """`groups=(batch, num_groups)`: `hidden` holds the groups of a divided layer flattened into its batch;
+        the weights are returned as `(batch, num_groups, heads, length, length)`."""
         batch, length, width = hidden.shape
         qkv = self.qkv(hidden).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(
-            qkv[0], qkv[1], qkv[2], attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out_proj(out.transpose(1, 2).reshape(batch, length, width))
+        implementation = _check_attn_implementation(getattr(self.config, "_attn_implementation", None))
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        if implementation == "sdpa" and _slow_half_precision_sdpa_backward(qkv):
+            attention_interface = _eager_without_weights
+        out, weights = attention_interface(self, qkv[0], qkv[1], qkv[2], attn_mask, scaling=self.scaling,
+                                           dropout=self.dropout if self.training else 0.0, is_causal=False)
+        if weights is not None and groups is not None:
+            weights = weights.view(*groups, *weights.shape[1:])
+        return self.out_proj(out.reshape(batch, length, width)), weights
 
 
 class CGDMERLayer(GradientCheckpointingLayer):
     """Pre-norm transformer encoder layer (joint attention over all tokens)."""
 
     def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, eps: float, dropout: float,
-                 attention_dropout: float):
+                 attention_dropout: float, config: Optional[CGDMERConfig] = None):
         super().__init__()
         self.layer_norm1 = nn.LayerNorm(hidden_size, eps=eps)
-        self.attention = CGDMERAttention(hidden_size, num_heads, attention_dropout)
+        self.attention = CGDMERAttention(hidden_size, num_heads, attention_dropout, config)
         self.layer_norm2 = nn.LayerNorm(hidden_size, eps=eps)
         self.fc1 = nn.Linear(hidden_size, intermediate_size)
         self.act = ACT2FN[act]
@@ -176,10 +257,10 @@ class CGDMERDividedLayer(CGDMERLayer):
     at each time slot, then the MLP. `attention` is the temporal attention, `spatial_attention` the spatial one."""
 
     def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, eps: float, dropout: float,
-                 attention_dropout: float):
-        super().__init__(hidden_size, num_heads, intermediate_size, act, eps, dropout, attention_dropout)
+                 attention_dropout: float, config: Optional[CGDMERConfig] = None):
+        super().__init__(hidden_size, num_heads, intermediate_size, act, eps, dropout, attention_dropout, config)
         self.spatial_layer_norm = nn.LayerNorm(hidden_size, eps=eps)
-        self.spatial_attention = CGDMERAttention(hidden_size, num_heads, attention_dropout)
+        self.spatial_attention = CGDMERAttention(hidden_size, num_heads, attention_dropout, config)
 
     def forward(self, hidden: torch.Tensor, masks: "_AttentionMasks") -> torch.Tensor:
         hidden = hidden + self.dropout(masks.attend(self.attention, self.layer_norm1(hidden), "temporal"))
@@ -236,9 +317,13 @@ class _AttentionMasks:
         return self._cache[kind]
 
     def attend(self, attention: CGDMERAttention, hidden: torch.Tensor, kind: str) -> torch.Tensor:
-        """Run `attention` over `hidden` within the groups of `kind` ("joint", "temporal" or "spatial")."""
+        """Run `attention` over `hidden` within the groups of `kind` ("joint", "temporal" or "spatial").
+
+        On the full grid the groups run as a batch: the temporal attention weights come out as `(batch, leads,
+        heads, patches, patches)`, the spatial ones as `(batch, patches, heads, leads, leads)`; otherwise (a
+        subset of the tokens) as `(batch, heads, tokens, tokens)` with the other groups masked."""
         if kind == "joint" or not self.grid.full:
-            return attention(hidden, self._mask(kind))
+            return attention(hidden, self._mask(kind))[0]
         batch, _, width = hidden.shape
         leads, patches = self.grid.num_leads, self.grid.num_patches
         grid = hidden.view(batch, leads, patches, width)
@@ -246,24 +331,26 @@ class _AttentionMasks:
         if kind == "spatial":
             grid = grid.transpose(1, 2)
             valid = None if valid is None else valid.transpose(1, 2)
-        groups = grid.reshape(-1, grid.shape[2], width)
+        grouped = grid.reshape(-1, grid.shape[2], width)
         mask = None if valid is None else self._keys(valid.reshape(-1, valid.shape[2]))[:, None, None, :]
-        out = attention(groups, mask).view(grid.shape)
+        out = attention(grouped, mask, groups=(batch, grid.shape[1]))[0].view(grid.shape)
         if kind == "spatial":
             out = out.transpose(1, 2)
         return out.reshape(batch, leads * patches, width)
 
 
 class CGDMEREncoder(nn.Module):
-    """A stack of [`CGDMERLayer`] (or [`CGDMERDividedLayer`] with `divided=True`) and a final LayerNorm."""
+    """A stack of [`CGDMERLayer`] (or [`CGDMERDividedLayer`] with `divided=True`) and a final LayerNorm; `config`
+    (the model's) chooses the attention implementation."""
 
     def __init__(self, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int, act: str = "gelu",
-                 eps: float = 1e-6, dropout: float = 0.0, attention_dropout: float = 0.0, divided: bool = False):
+                 eps: float = 1e-6, dropout: float = 0.0, attention_dropout: float = 0.0, divided: bool = False,
+                 config: Optional[CGDMERConfig] = None):
         super().__init__()
         layer = CGDMERDividedLayer if divided else CGDMERLayer
         self.divided = divided
         self.layers = nn.ModuleList(
-            layer(hidden_size, num_heads, intermediate_size, act, eps, dropout, attention_dropout)
+            layer(hidden_size, num_heads, intermediate_size, act, eps, dropout, attention_dropout, config)
             for _ in range(num_layers)
         )
         self.layer_norm = nn.LayerNorm(hidden_size, eps=eps)
@@ -279,10 +366,205 @@ class CGDMEREncoder(nn.Module):
         return self.layer_norm(hidden)
 
 
-def _encoder_from(config: CGDMEREcgConfig | CGDMERTextConfig, hidden_size: int, num_layers: int, num_heads: int,
-                  intermediate_size: int, divided: bool = False) -> CGDMEREncoder:
+def _encoder_from(model_config: CGDMERConfig, config: CGDMEREcgConfig | CGDMERTextConfig, hidden_size: int,
+                  num_layers: int, num_heads: int, intermediate_size: int, divided: bool = False) -> CGDMEREncoder:
+    """An encoder with the activation, norm and dropout of the tower `config`."""
     return CGDMEREncoder(hidden_size, num_layers, num_heads, intermediate_size, config.hidden_act,
-                         config.layer_norm_eps, config.hidden_dropout_prob, config.attention_dropout, divided)
+                         config.layer_norm_eps, config.hidden_dropout_prob, config.attention_dropout, divided,
+                         model_config)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pretrained model base
+# --------------------------------------------------------------------------------------------------------------
+
+
+class CGDMERPreTrainedModel(PreTrainedModel):
+    """Base class: weight initialisation, attention implementation, strict loading and input checks."""
+
+    config: CGDMERConfig
+    config_class = CGDMERConfig
+    base_model_prefix = "cgdmer"
+    main_input_name = "ecg_values"
+    input_modalities = ("ecg", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["CGDMERLayer", "CGDMERDividedLayer"]
+    # Weights a checkpoint of another CG-DMER class may lack, initialised fresh (e.g. a new classifier head).
+    _new_head_patterns: tuple[str, ...] = ()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, CGDMEREcgDecoder):
+            init.normal_(module.mask_token, std=self.config.initializer_range)
+        elif isinstance(module, CGDMERPositionEmbedding) and module.init_std is not None:
+            init.normal_(module.weight, std=module.init_std)
+        elif isinstance(module, CGDMERModel) and not module.ecg_only:
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+            init.constant_(module.logit_bias, self.config.logit_bias_init_value)
+
+    # ---- attention implementation -----------------------------------------------------------------------------
+
+    def __init__(self, config: CGDMERConfig, *inputs: Any, **kwargs: Any):
+        super().__init__(config, *inputs, **kwargs)
+        for name in config.sub_configs:
+            sub = getattr(config, name)._attn_implementation
+            if sub is not None and sub != config._attn_implementation:
+                raise ValueError(f"CG-DMER runs one attention implementation in all its encoders; got "
+                                 f"{config._attn_implementation!r} for the model and {sub!r} for {name}")
+
+    def _check_and_adjust_attn_implementation(self, attn_implementation: Optional[str], *args: Any,
+                                              **kwargs: Any) -> str:
+        """Only `"eager"` and `"sdpa"` (the default) exist."""
+        _check_attn_implementation(attn_implementation)
+        return super()._check_and_adjust_attn_implementation(attn_implementation, *args, **kwargs)
+
+    def set_attn_implementation(self, attn_implementation: str, *args: Any, **kwargs: Any) -> None:
+        """`PreTrainedModel.set_attn_implementation` with one implementation (`"eager"` or `"sdpa"`) for all
+        towers; a per-sub-config dict is refused."""
+        if isinstance(attn_implementation, dict):
+            raise ValueError("CG-DMER runs one attention implementation in all its encoders; pass 'eager' or 'sdpa', "
+                             f"not {attn_implementation!r}")
+        _check_attn_implementation(attn_implementation)
+        for name in self.config.sub_configs:  # the towers read the model's config; keep the sub-configs in step
+            getattr(self.config, name)._attn_implementation = attn_implementation
+        super().set_attn_implementation(attn_implementation, *args, **kwargs)
+
+    def _output_flags(self, output_attentions: Optional[bool], output_hidden_states: Optional[bool]
+                      ) -> dict[str, bool]:
+        """The tower kwargs asking for attentions / hidden states (`None`: the config's value). Attention weights
+        exist with the eager implementation only."""
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        if output_attentions and _check_attn_implementation(self.config._attn_implementation) != "eager":
+            raise ValueError(f"output_attentions=True needs the eager attention, but this model runs "
+                             f"{self.config._attn_implementation!r}: load it with attn_implementation='eager' or "
+                             "call model.set_attn_implementation('eager')")
+        output_hidden_states = (self.config.output_hidden_states if output_hidden_states is None
+                                else output_hidden_states)
+        return {"output_attentions": bool(output_attentions), "output_hidden_states": output_hidden_states,
+                "return_dict": True}
+
+    def resize_token_embeddings(self, *args: Any, **kwargs: Any) -> nn.Embedding:
+        """`PreTrainedModel.resize_token_embeddings` of the report vocabulary (`config.text_config.vocab_size`;
+        with `CGDMERForPreTraining` also the masked-report decoder), e.g. after adding tokens to the tokenizer."""
+        if getattr(self.base_model, "ecg_only", False):
+            raise ValueError(f"{type(self).__name__} has no report tower, so no token embeddings to resize")
+        return super().resize_token_embeddings(*args, **kwargs)
+
+    # ---- loading and saving -----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, *args, strict: bool = True, **kwargs):
+        """`PreTrainedModel.from_pretrained`, but a checkpoint with missing, unexpected or mismatched weights
+        raises a `ValueError` (never a silently half-random model).
+
+        Expected differences pass: the weights a head adds (its `_new_head_patterns`, e.g. a new classifier)
+        and the ones it drops (`_keys_to_ignore_on_load_unexpected`, e.g. the text tower in a classifier);
+        `ignore_mismatched_sizes=True` accepts (and freshly initialises) weights of another shape (without it, recent
+        transformers raise their own error on a shape mismatch before this check). `strict=False` restores the
+        warning-only behaviour of transformers for missing and unexpected weights."""
+        from safetensors import SafetensorError
+
+        want_info = kwargs.pop("output_loading_info", False)
+        kwargs.setdefault("use_safetensors", True)
+        try:
+            model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        except SafetensorError as err:
+            source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+            raise OSError(f"Could not read the weights file model.safetensors of {source}: {err} (truncated or "
+                          "corrupt; delete it and download or save it again)") from err
+        if strict:
+            mismatched = [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", ())]
+            problems = {
+                "missing": [k for k in info.get("missing_keys", ())
+                            if not any(re.search(p, k) for p in cls._new_head_patterns)
+                            and not (kwargs.get("ignore_mismatched_sizes") and k in mismatched)],
+                "unexpected": list(info.get("unexpected_keys", ())),
+                "mismatched": [] if kwargs.get("ignore_mismatched_sizes") else mismatched,
+            }
+            problems = {kind: sorted(keys) for kind, keys in problems.items() if keys}
+            if problems:
+                details = "; ".join(f"{kind} keys: {keys[:8]}{' ...' if len(keys) > 8 else ''}"
+                                    for kind, keys in problems.items())
+                raise ValueError(
+                    f"The checkpoint does not match {cls.__name__} ({details}). Refusing to return a partly "
+                    "random model; pass strict=False to load anyway."
+                )
+        return (model, info) if want_info else model
+
+    def save_pretrained(self, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`; a model registered for the Auto classes writes an `auto_map` that
+        names every CG-DMER head, so `trust_remote_code=True` loads the folder into any of them."""
+        if self._auto_class is not None:
+            self.config.auto_map = {
+                **(getattr(self.config, "auto_map", None) or {}),
+                "AutoConfig": "configuration_cgdmer.CGDMERConfig",
+                "AutoModel": "modeling_cgdmer.CGDMERModel",
+                "AutoModelForPreTraining": "modeling_cgdmer.CGDMERForPreTraining",
+                "AutoModelForSequenceClassification": "modeling_cgdmer.CGDMERForECGClassification",
+            }
+        return super().save_pretrained(*args, **kwargs)
+
+    # ---- input checks ---------------------------------------------------------------------------------------
+    # Shapes and types are checked always; checks that read tensor values (NaN, no lead, token ids) run in eager
+    # mode only, so that torch.compile and torch.export trace one graph (the feature extractor and processor
+    # produce valid values).
+
+    def _prepare_ecg_inputs(self, ecg_values, lead_mask, ecg_attention_mask
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Validate ECG inputs and fill defaults; pads shorter signals (masked as padding). The values keep their
+        dtype (the ECG embeddings cast them to the model's)."""
+        cfg = self.config.ecg_config
+        expected = f"(batch, {cfg.num_leads}, {cfg.num_samples})"
+        if not isinstance(ecg_values, torch.Tensor) or not ecg_values.is_floating_point():
+            raise ValueError(f"ecg_values must be a floating point torch.Tensor of shape {expected}")
+        if ecg_values.dim() != 3 or ecg_values.shape[1] != cfg.num_leads:
+            raise ValueError(f"ecg_values must have shape {expected}, got {tuple(ecg_values.shape)}")
+        batch, _, length = ecg_values.shape
+        if length > cfg.num_samples:
+            raise ValueError(
+                f"ecg_values has {length} samples per lead, longer than the configured {cfg.num_samples} "
+                f"({cfg.duration} s at {cfg.sampling_rate} Hz); crop it with the feature extractor"
+            )
+        eager = not _is_tracing()
+        if eager and not torch.isfinite(ecg_values).all():
+            raise ValueError("ecg_values contains NaN or infinite values")
+        if lead_mask is None:
+            lead_mask = torch.ones(batch, cfg.num_leads, dtype=torch.bool, device=ecg_values.device)
+        elif tuple(lead_mask.shape) != (batch, cfg.num_leads):
+            raise ValueError(f"lead_mask must have shape ({batch}, {cfg.num_leads}), got {tuple(lead_mask.shape)}")
+        lead_mask = lead_mask.bool()
+        if eager and not lead_mask.any(-1).all():
+            raise ValueError("lead_mask marks no lead as present for at least one ECG; at least one lead is needed")
+        if ecg_attention_mask is None:
+            ecg_attention_mask = torch.ones(batch, length, dtype=torch.bool, device=ecg_values.device)
+        elif tuple(ecg_attention_mask.shape) != (batch, length):
+            raise ValueError(f"ecg_attention_mask must have shape ({batch}, {length}), "
+                             f"got {tuple(ecg_attention_mask.shape)}")
+        ecg_attention_mask = ecg_attention_mask.bool()
+        if length < cfg.num_samples:
+            ecg_values = F.pad(ecg_values, (0, cfg.num_samples - length))
+            ecg_attention_mask = F.pad(ecg_attention_mask, (0, cfg.num_samples - length), value=False)
+        # Absent leads carry no information, whatever values they hold.
+        ecg_values = ecg_values * lead_mask[:, :, None].to(ecg_values.dtype)
+        return ecg_values, lead_mask, ecg_attention_mask
+
+    def _prepare_text_inputs(self, input_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
+        max_len = self.config.text_config.max_position_embeddings
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+            raise ValueError("input_ids must be a torch.Tensor of shape (batch, sequence_length)")
+        if input_ids.shape[1] > max_len:
+            raise ValueError(f"input_ids has {input_ids.shape[1]} tokens, more than max_position_embeddings="
+                             f"{max_len}; truncate the reports with the tokenizer")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        elif attention_mask.shape != input_ids.shape:
+            raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}")
+        if not _is_tracing() and input_ids.numel() and int(input_ids.max()) >= self.config.text_config.vocab_size:
+            raise ValueError(f"input_ids holds token id {int(input_ids.max())} >= vocab_size="
+                             f"{self.config.text_config.vocab_size}; does the tokenizer match the model?")
+        return input_ids, attention_mask.bool()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -351,8 +633,9 @@ class CGDMEREcgEmbeddings(nn.Module):
         return TokenGrid.of(ids, batch, self.num_groups, self.config.num_patches, device)
 
     def forward(self, ecg_values: torch.Tensor) -> torch.Tensor:
-        tokens = self.patch_norm(self.patch_projection(self.patchify(ecg_values)))
-        return tokens + self.positions()
+        """Tokens of `ecg_values` cast to the model's dtype (a bf16 model takes fp32 signals)."""
+        patches = self.patchify(ecg_values.to(self.patch_projection.weight.dtype))
+        return self.patch_norm(self.patch_projection(patches)) + self.positions()
 
 
 def _gather_tokens(tokens: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -360,24 +643,38 @@ def _gather_tokens(tokens: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return torch.gather(tokens, 1, ids[..., None].expand(-1, -1, tokens.shape[-1]))
 
 
-class CGDMEREcgTransformer(nn.Module):
+class CGDMERTower(CGDMERPreTrainedModel):
+    """A modality backbone inside a CG-DMER model (SigLIP's text and vision models): a `PreTrainedModel` so that
+    `capture_outputs` records its hidden states (the embeddings, then every layer; the last one after the final
+    LayerNorm) and attention weights apart from the other tower's. It holds the model's config and is initialised
+    by the model that owns it."""
+
+    _can_record_outputs = {"hidden_states": CGDMERLayer, "attentions": CGDMERAttention}
+
+
+class CGDMEREcgTransformer(CGDMERTower):
     """ECG-specific backbone: embeddings + transformer over the visible tokens."""
 
-    def __init__(self, config: CGDMEREcgConfig):
-        super().__init__()
-        self.embeddings = CGDMEREcgEmbeddings(config)
-        self.encoder = _encoder_from(config, config.hidden_size, config.num_hidden_layers,
-                                     config.num_attention_heads, config.intermediate_size,
-                                     divided=config.encoder_attention == "divided")
+    _input_embed_layer = "patch_projection"
 
-    def forward(self, ecg_values: torch.Tensor, valid: torch.Tensor, ids_keep: Optional[torch.Tensor] = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def __init__(self, config: CGDMERConfig):
+        super().__init__(config)
+        ecg = config.ecg_config
+        self.embeddings = CGDMEREcgEmbeddings(ecg)
+        self.encoder = _encoder_from(config, ecg, ecg.hidden_size, ecg.num_hidden_layers, ecg.num_attention_heads,
+                                     ecg.intermediate_size, divided=ecg.encoder_attention == "divided")
+
+    @capture_outputs
+    def forward(self, ecg_values: torch.Tensor, valid: torch.Tensor, ids_keep: Optional[torch.Tensor] = None,
+                **kwargs: Any) -> BaseModelOutput:
+        """Token features `(B, L, hidden_size)` of the tokens `ids_keep` (all when `None`); `valid` (B, all
+        tokens) marks the keys that may be attended to."""
         tokens = self.embeddings(ecg_values)
         if ids_keep is not None:
             tokens = _gather_tokens(tokens, ids_keep)
             valid = torch.gather(valid, 1, ids_keep)
         grid = self.embeddings.grid(ids_keep, tokens.shape[0], tokens.device)
-        return self.encoder(tokens, valid, grid), valid
+        return BaseModelOutput(last_hidden_state=self.encoder(tokens, valid, grid))
 
 
 class CGDMEREcgDecoder(nn.Module):
@@ -398,7 +695,7 @@ class CGDMEREcgDecoder(nn.Module):
         self.slot_pooling = ecg.decoder_slot_pooling
         self.positions = CGDMERGridPositions(self.num_groups, ecg.num_patches, ecg.decoder_hidden_size,
                                              ecg.position_init_std)
-        self.encoder = _encoder_from(ecg, ecg.decoder_hidden_size, ecg.decoder_num_hidden_layers,
+        self.encoder = _encoder_from(config, ecg, ecg.decoder_hidden_size, ecg.decoder_num_hidden_layers,
                                      ecg.decoder_num_attention_heads, ecg.decoder_intermediate_size,
                                      divided=ecg.decoder_attention == "divided")
         self.prediction = nn.Linear(ecg.decoder_hidden_size, ecg.patch_size * (ecg.num_leads // self.num_groups))
@@ -430,21 +727,25 @@ class CGDMEREcgDecoder(nn.Module):
 # --------------------------------------------------------------------------------------------------------------
 
 
-class CGDMERTextTransformer(nn.Module):
+class CGDMERTextTransformer(CGDMERTower):
     """BERT-style report encoder: token + position embeddings, LayerNorm, pre-norm transformer."""
 
-    def __init__(self, config: CGDMERTextConfig):
-        super().__init__()
-        self.token_embedding = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        self.position_embedding = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        self.embedding_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.encoder = _encoder_from(config, config.hidden_size, config.num_hidden_layers,
-                                     config.num_attention_heads, config.intermediate_size)
+    _input_embed_layer = "token_embedding"
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def __init__(self, config: CGDMERConfig):
+        super().__init__(config)
+        text = config.text_config
+        self.token_embedding = nn.Embedding(text.vocab_size, text.hidden_size, padding_idx=text.pad_token_id)
+        self.position_embedding = nn.Embedding(text.max_position_embeddings, text.hidden_size)
+        self.embedding_norm = nn.LayerNorm(text.hidden_size, eps=text.layer_norm_eps)
+        self.encoder = _encoder_from(config, text, text.hidden_size, text.num_hidden_layers,
+                                     text.num_attention_heads, text.intermediate_size)
+
+    @capture_outputs
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> BaseModelOutput:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         hidden = self.token_embedding(input_ids) + self.position_embedding(positions)[None]
-        return self.encoder(self.embedding_norm(hidden), attention_mask.bool())
+        return BaseModelOutput(last_hidden_state=self.encoder(self.embedding_norm(hidden), attention_mask.bool()))
 
 
 class CGDMERMaskedReportHead(nn.Module):
@@ -463,163 +764,48 @@ class CGDMERMaskedReportHead(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Pretrained model base
-# --------------------------------------------------------------------------------------------------------------
-
-
-class CGDMERPreTrainedModel(PreTrainedModel):
-    """Base class: weight initialisation, strict loading and input checks."""
-
-    config: CGDMERConfig
-    config_class = CGDMERConfig
-    base_model_prefix = "cgdmer"
-    main_input_name = "ecg_values"
-    input_modalities = ("ecg", "text")
-    supports_gradient_checkpointing = True
-    _supports_sdpa = True
-    _no_split_modules = ["CGDMERLayer", "CGDMERDividedLayer"]
-    # Weights a checkpoint of another CG-DMER class may lack, initialised fresh (e.g. a new classifier head).
-    _new_head_patterns: tuple[str, ...] = ()
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
-        if isinstance(module, CGDMEREcgDecoder):
-            init.normal_(module.mask_token, std=self.config.initializer_range)
-        elif isinstance(module, CGDMERPositionEmbedding) and module.init_std is not None:
-            init.normal_(module.weight, std=module.init_std)
-        elif isinstance(module, CGDMERModel) and not module.ecg_only:
-            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
-            init.constant_(module.logit_bias, self.config.logit_bias_init_value)
-
-    @classmethod
-    def from_pretrained(cls, *args, strict: bool = True, **kwargs):
-        """`PreTrainedModel.from_pretrained`, but a checkpoint with missing, unexpected or mismatched weights
-        raises a `ValueError` (never a silently half-random model). `strict=False` restores the warning-only
-        behaviour of transformers."""
-        from safetensors import SafetensorError
-
-        want_info = kwargs.pop("output_loading_info", False)
-        kwargs.setdefault("use_safetensors", True)
-        try:
-            model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
-        except SafetensorError as err:
-            source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
-            raise OSError(f"Could not read the weights file model.safetensors of {source}: {err} (truncated or "
-                          "corrupt; delete it and download or save it again)") from err
-        if strict:
-            problems = {
-                "missing": [k for k in info.get("missing_keys", ())
-                            if not any(re.search(p, k) for p in cls._new_head_patterns)],
-                "unexpected": list(info.get("unexpected_keys", ())),
-                "mismatched": [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", ())],
-            }
-            problems = {kind: sorted(keys) for kind, keys in problems.items() if keys}
-            if problems:
-                details = "; ".join(f"{kind} keys: {keys[:8]}{' ...' if len(keys) > 8 else ''}"
-                                    for kind, keys in problems.items())
-                raise ValueError(
-                    f"The checkpoint does not match {cls.__name__} ({details}). Refusing to return a partly "
-                    "random model; pass strict=False to load anyway."
-                )
-        return (model, info) if want_info else model
-
-    def save_pretrained(self, *args, **kwargs):
-        """`PreTrainedModel.save_pretrained`; a model registered for the Auto classes writes an `auto_map` that
-        names every CG-DMER head, so `trust_remote_code=True` loads the folder into any of them."""
-        if self._auto_class is not None:
-            self.config.auto_map = {
-                **(getattr(self.config, "auto_map", None) or {}),
-                "AutoConfig": "configuration_cgdmer.CGDMERConfig",
-                "AutoModel": "modeling_cgdmer.CGDMERModel",
-                "AutoModelForPreTraining": "modeling_cgdmer.CGDMERForPreTraining",
-                "AutoModelForSequenceClassification": "modeling_cgdmer.CGDMERForECGClassification",
-            }
-        return super().save_pretrained(*args, **kwargs)
-
-    # ---- input checks ---------------------------------------------------------------------------------------
-
-    def _prepare_ecg_inputs(self, ecg_values, lead_mask, ecg_attention_mask
-                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Validate ECG inputs and fill defaults; pads shorter signals (masked as padding)."""
-        cfg = self.config.ecg_config
-        expected = f"(batch, {cfg.num_leads}, {cfg.num_samples})"
-        if not isinstance(ecg_values, torch.Tensor) or not ecg_values.is_floating_point():
-            raise ValueError(f"ecg_values must be a floating point torch.Tensor of shape {expected}")
-        if ecg_values.dim() != 3 or ecg_values.shape[1] != cfg.num_leads:
-            raise ValueError(f"ecg_values must have shape {expected}, got {tuple(ecg_values.shape)}")
-        batch, _, length = ecg_values.shape
-        if length > cfg.num_samples:
-            raise ValueError(
-                f"ecg_values has {length} samples per lead, longer than the configured {cfg.num_samples} "
-                f"({cfg.duration} s at {cfg.sampling_rate} Hz); crop it with the feature extractor"
-            )
-        if not torch.isfinite(ecg_values).all():
-            raise ValueError("ecg_values contains NaN or infinite values")
-        if lead_mask is None:
-            lead_mask = torch.ones(batch, cfg.num_leads, dtype=torch.bool, device=ecg_values.device)
-        elif tuple(lead_mask.shape) != (batch, cfg.num_leads):
-            raise ValueError(f"lead_mask must have shape ({batch}, {cfg.num_leads}), got {tuple(lead_mask.shape)}")
-        lead_mask = lead_mask.bool()
-        if not lead_mask.any(-1).all():
-            raise ValueError("lead_mask marks no lead as present for at least one ECG; at least one lead is needed")
-        if ecg_attention_mask is None:
-            ecg_attention_mask = torch.ones(batch, length, dtype=torch.bool, device=ecg_values.device)
-        elif tuple(ecg_attention_mask.shape) != (batch, length):
-            raise ValueError(f"ecg_attention_mask must have shape ({batch}, {length}), "
-                             f"got {tuple(ecg_attention_mask.shape)}")
-        ecg_attention_mask = ecg_attention_mask.bool()
-        if length < cfg.num_samples:
-            ecg_values = F.pad(ecg_values, (0, cfg.num_samples - length))
-            ecg_attention_mask = F.pad(ecg_attention_mask, (0, cfg.num_samples - length), value=False)
-        # Absent leads carry no information, whatever values they hold.
-        ecg_values = ecg_values * lead_mask[:, :, None].to(ecg_values.dtype)
-        return ecg_values, lead_mask, ecg_attention_mask
-
-    def _prepare_text_inputs(self, input_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
-        max_len = self.config.text_config.max_position_embeddings
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-            raise ValueError("input_ids must be a torch.Tensor of shape (batch, sequence_length)")
-        if input_ids.shape[1] > max_len:
-            raise ValueError(f"input_ids has {input_ids.shape[1]} tokens, more than max_position_embeddings="
-                             f"{max_len}; truncate the reports with the tokenizer")
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
-        elif attention_mask.shape != input_ids.shape:
-            raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}")
-        if input_ids.numel() and int(input_ids.max()) >= self.config.text_config.vocab_size:
-            raise ValueError(f"input_ids holds token id {int(input_ids.max())} >= vocab_size="
-                             f"{self.config.text_config.vocab_size}; does the tokenizer match the model?")
-        return input_ids, attention_mask.bool()
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Dual encoder
 # --------------------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class _Encoded:
-    """Token features of one modality after the shared and specific encoders."""
+    """Token features of one modality after the shared and specific encoders, and its tower's output."""
 
     shared: torch.Tensor
     specific: Optional[torch.Tensor]
     valid: torch.Tensor
+    tower: BaseModelOutput
 
     def pooled(self) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         specific = None if self.specific is None else _masked_mean(self.specific, self.valid)
         return _masked_mean(self.shared, self.valid), specific
 
+    def representation(self) -> torch.Tensor:
+        """Pooled `[shared; specific]` features."""
+        shared, specific = self.pooled()
+        return shared if specific is None else torch.cat([shared, specific], dim=-1)
+
     def fused(self) -> torch.Tensor:
         """Shared + specific token features: what the reconstruction heads read."""
         return self.shared if self.specific is None else self.shared + self.specific
+
+    def features(self, pooler_output: torch.Tensor) -> BaseModelOutputWithPooling:
+        """The tower's output with `pooler_output` (the projected shared embedding)."""
+        return BaseModelOutputWithPooling(last_hidden_state=self.tower.last_hidden_state, pooler_output=pooler_output,
+                                          hidden_states=self.tower.hidden_states, attentions=self.tower.attentions)
 
 
 class CGDMERModel(CGDMERPreTrainedModel):
     """CG-DMER dual encoder: ECG and report backbones, a modality-shared encoder (one set of weights for both,
     with a modality embedding), a modality-specific encoder per modality, and projections.
 
-    `ecg_only=True` builds the ECG side only (used by [`CGDMERForECGClassification`]).
+    `ecg_only=True` builds the ECG backbone and the shared and specific encoders only, without projections: what
+    [`CGDMERForECGClassification`] reads (`get_ecg_representation`).
+
+    Training this model alone (`return_loss=True`, the SigLIP loss) trains the shared branch: the specific
+    encoders and projections get no gradient from it (with DDP set `find_unused_parameters=True`).
+    [`CGDMERForPreTraining`] trains them through its orthogonality loss.
     """
 
     _keys_to_ignore_on_load_unexpected = [r"ecg_decoder\.", r"mlm_head\."]
@@ -628,16 +814,18 @@ class CGDMERModel(CGDMERPreTrainedModel):
         super().__init__(config)
         width = config.shared_hidden_size
         self.ecg_only = ecg_only
-        self.ecg_model = CGDMEREcgTransformer(config.ecg_config)
+        self.ecg_model = CGDMEREcgTransformer(config)
         self.ecg_to_shared = nn.Linear(config.ecg_config.hidden_size, width)
         self.modality_embedding = nn.Embedding(2, width)
         self.shared_encoder = self._head_encoder(config.shared_num_hidden_layers)
-        self.shared_projection = nn.Linear(width, config.projection_dim, bias=False)
+        if not ecg_only:
+            self.shared_projection = nn.Linear(width, config.projection_dim, bias=False)
         if config.disentangle:
             self.ecg_specific_encoder = self._head_encoder(config.specific_num_hidden_layers)
-            self.ecg_specific_projection = nn.Linear(width, config.projection_dim, bias=False)
+            if not ecg_only:
+                self.ecg_specific_projection = nn.Linear(width, config.projection_dim, bias=False)
         if not ecg_only:
-            self.text_model = CGDMERTextTransformer(config.text_config)
+            self.text_model = CGDMERTextTransformer(config)
             self.text_to_shared = nn.Linear(config.text_config.hidden_size, width)
             if config.disentangle:
                 self.text_specific_encoder = self._head_encoder(config.specific_num_hidden_layers)
@@ -648,62 +836,109 @@ class CGDMERModel(CGDMERPreTrainedModel):
 
     def _head_encoder(self, num_layers: int) -> CGDMEREncoder:
         c = self.config
-        return _encoder_from(c.ecg_config, c.shared_hidden_size, num_layers, c.shared_num_attention_heads,
+        return _encoder_from(c, c.ecg_config, c.shared_hidden_size, num_layers, c.shared_num_attention_heads,
                              4 * c.shared_hidden_size)
 
-    def _split(self, hidden: torch.Tensor, valid: torch.Tensor, modality: int, specific: Optional[nn.Module]
-               ) -> _Encoded:
+    def _require_text_side(self, what: str) -> None:
+        if self.ecg_only:
+            raise ValueError(f"This model was built with ecg_only=True (a classifier backbone) and has no {what}; "
+                             "use get_ecg_representation, or load the checkpoint as CGDMERModel")
+
+    # ---- embeddings accessors ------------------------------------------------------------------------------
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The report token embeddings (`ecg_only`: the ECG patch projection, as vision models return theirs)."""
+        return self.ecg_model.embeddings.patch_projection if self.ecg_only else self.text_model.token_embedding
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        """Replace the report token embeddings."""
+        self._require_text_side("report token embeddings")
+        self.text_model.token_embedding = value
+
+    # ---- encoding ------------------------------------------------------------------------------------------
+
+    def _split(self, hidden: torch.Tensor, valid: torch.Tensor, modality: int, specific: Optional[nn.Module],
+               tower: BaseModelOutput) -> _Encoded:
         shared_in = hidden + self.modality_embedding.weight[modality]
         return _Encoded(
             shared=self.shared_encoder(shared_in, valid),
             specific=None if specific is None else specific(hidden, valid),
             valid=valid,
+            tower=tower,
         )
 
     def encode_ecg(self, ecg_values: torch.Tensor, lead_mask: torch.Tensor, ecg_attention_mask: torch.Tensor,
-                   ids_keep: Optional[torch.Tensor] = None) -> _Encoded:
-        """Token features of (already validated) ECG inputs; `ids_keep` selects the visible tokens."""
+                   ids_keep: Optional[torch.Tensor] = None, with_specific: bool = True, **flags: Any) -> _Encoded:
+        """Token features of (already validated) ECG inputs; `ids_keep` selects the visible tokens;
+        `with_specific=False` skips the modality-specific encoder (the shared embedding does not read it); `flags`
+        (see `_output_flags`) ask the tower for hidden states and attentions."""
         valid = self.ecg_model.embeddings.token_validity(lead_mask, ecg_attention_mask)
-        hidden, valid = self.ecg_model(ecg_values, valid, ids_keep)
-        specific = self.ecg_specific_encoder if self.config.disentangle else None
-        return self._split(self.ecg_to_shared(hidden), valid, ECG_MODALITY, specific)
+        tower = self.ecg_model(ecg_values, valid, ids_keep, **{**_NO_OUTPUTS, **flags})
+        if ids_keep is not None:
+            valid = torch.gather(valid, 1, ids_keep)
+        specific = self.ecg_specific_encoder if self.config.disentangle and with_specific else None
+        return self._split(self.ecg_to_shared(tower.last_hidden_state), valid, ECG_MODALITY, specific, tower)
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> _Encoded:
-        """Token features of (already validated) report tokens."""
-        if self.ecg_only:
-            raise ValueError("This model was built with ecg_only=True and has no text tower")
-        hidden = self.text_to_shared(self.text_model(input_ids, attention_mask))
-        specific = self.text_specific_encoder if self.config.disentangle else None
-        return self._split(hidden, attention_mask, TEXT_MODALITY, specific)
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_specific: bool = True,
+                    **flags: Any) -> _Encoded:
+        """Token features of (already validated) report tokens (`with_specific` as in `encode_ecg`)."""
+        self._require_text_side("text tower")
+        tower = self.text_model(input_ids, attention_mask, **{**_NO_OUTPUTS, **flags})
+        specific = self.text_specific_encoder if self.config.disentangle and with_specific else None
+        return self._split(self.text_to_shared(tower.last_hidden_state), attention_mask, TEXT_MODALITY, specific,
+                           tower)
+
+    def project(self, encoded: _Encoded, modality: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Shared and specific embeddings `(B, projection_dim)` of encoded tokens, before normalisation."""
+        self._require_text_side("projections")
+        shared, specific = encoded.pooled()
+        if specific is not None:
+            head = self.ecg_specific_projection if modality == ECG_MODALITY else self.text_specific_projection
+            specific = head(specific)
+        return self.shared_projection(shared), specific
 
     def embed(self, encoded: _Encoded, modality: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Normalised shared and specific embeddings `(B, projection_dim)` of encoded tokens."""
-        shared, specific = encoded.pooled()
-        shared = F.normalize(self.shared_projection(shared), dim=-1)
-        if specific is not None:
-            head = self.ecg_specific_projection if modality == ECG_MODALITY else self.text_specific_projection
-            specific = F.normalize(head(specific), dim=-1)
-        return shared, specific
+        return self._features_and_embeds(encoded, modality)[1:]
 
+    # ---- features ------------------------------------------------------------------------------------------
+
+    @can_return_tuple
     def get_ecg_features(self, ecg_values: torch.Tensor, lead_mask: Optional[torch.Tensor] = None,
-                         ecg_attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Shared (text-aligned) ECG embeddings `(batch, projection_dim)`, before normalisation."""
+                         ecg_attention_mask: Optional[torch.Tensor] = None, output_attentions: Optional[bool] = None,
+                         output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None
+                         ) -> BaseModelOutputWithPooling:
+        """The ECG tower's output; `pooler_output` is the shared (text-aligned) ECG embedding `(batch,
+        projection_dim)`, before normalisation. `last_hidden_state`, `hidden_states` and `attentions` are the ECG
+        backbone's."""
+        self._require_text_side("projections (get_ecg_features)")
         inputs = self._prepare_ecg_inputs(ecg_values, lead_mask, ecg_attention_mask)
-        shared, _ = self.encode_ecg(*inputs).pooled()
-        return self.shared_projection(shared)
+        encoded = self.encode_ecg(*inputs, with_specific=False,
+                                  **self._output_flags(output_attentions, output_hidden_states))
+        return encoded.features(self.shared_projection(encoded.pooled()[0]))
 
-    def get_text_features(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None
-                          ) -> torch.Tensor:
-        """Shared (ECG-aligned) report embeddings `(batch, projection_dim)`, before normalisation."""
-        shared, _ = self.encode_text(*self._prepare_text_inputs(input_ids, attention_mask)).pooled()
-        return self.shared_projection(shared)
+    @can_return_tuple
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
+                          output_attentions: Optional[bool] = None, output_hidden_states: Optional[bool] = None,
+                          return_dict: Optional[bool] = None) -> BaseModelOutputWithPooling:
+        """The report tower's output; `pooler_output` is the shared (ECG-aligned) report embedding `(batch,
+        projection_dim)`, before normalisation."""
+        inputs = self._prepare_text_inputs(input_ids, attention_mask)
+        encoded = self.encode_text(*inputs, with_specific=False,
+                                   **self._output_flags(output_attentions, output_hidden_states))
+        return encoded.features(self.shared_projection(encoded.pooled()[0]))
 
     def get_ecg_representation(self, ecg_values: torch.Tensor, lead_mask: Optional[torch.Tensor] = None,
                                ecg_attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Pooled `[shared; specific]` ECG features `(batch, representation_size)` for probes and fine-tuning."""
-        shared, specific = self.encode_ecg(*self._prepare_ecg_inputs(ecg_values, lead_mask, ecg_attention_mask)
-                                           ).pooled()
-        return shared if specific is None else torch.cat([shared, specific], dim=-1)
+        return self.encode_ecg(*self._prepare_ecg_inputs(ecg_values, lead_mask, ecg_attention_mask)).representation()
+
+    def _features_and_embeds(self, encoded: _Encoded, modality: int
+                             ) -> tuple[BaseModelOutputWithPooling, torch.Tensor, Optional[torch.Tensor]]:
+        """The tower output with its projected embedding, and the normalised shared and specific embeddings."""
+        shared, specific = self.project(encoded, modality)
+        normalized = None if specific is None else F.normalize(specific, dim=-1)
+        return encoded.features(shared), F.normalize(shared, dim=-1), normalized
 
     @property
     def representation_size(self) -> int:
@@ -713,6 +948,7 @@ class CGDMERModel(CGDMERPreTrainedModel):
         """`exp(logit_scale) * cos + logit_bias` between normalised embeddings, `(n_ecg, n_text)`."""
         return ecg_embeds @ text_embeds.t() * self.logit_scale.exp() + self.logit_bias
 
+    @can_return_tuple
     def forward(
         self,
         ecg_values: Optional[torch.FloatTensor] = None,
@@ -721,16 +957,22 @@ class CGDMERModel(CGDMERPreTrainedModel):
         input_ids: Optional[torch.LongTensor] = None,
         attention_mask: Optional[torch.Tensor] = None,
         return_loss: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
     ) -> CGDMEROutput:
-        """Embed ECGs and/or reports; with both, return the pairwise logits and (optionally) the SigLIP loss."""
-        ecg_embeds = ecg_specific = text_embeds = text_specific = None
+        """Embed ECGs and/or reports; with both, return the pairwise logits and (optionally) the SigLIP loss.
+        `output_attentions` / `output_hidden_states` fill `ecg_model_output` and `text_model_output`."""
+        self._require_text_side("projections (use CGDMERForECGClassification)")
+        flags = self._output_flags(output_attentions, output_hidden_states)
+        ecg_embeds = ecg_specific = text_embeds = text_specific = ecg_output = text_output = None
         logits_per_ecg = loss = None
         if ecg_values is not None:
-            enc = self.encode_ecg(*self._prepare_ecg_inputs(ecg_values, lead_mask, ecg_attention_mask))
-            ecg_embeds, ecg_specific = self.embed(enc, ECG_MODALITY)
+            enc = self.encode_ecg(*self._prepare_ecg_inputs(ecg_values, lead_mask, ecg_attention_mask), **flags)
+            ecg_output, ecg_embeds, ecg_specific = self._features_and_embeds(enc, ECG_MODALITY)
         if input_ids is not None:
-            enc = self.encode_text(*self._prepare_text_inputs(input_ids, attention_mask))
-            text_embeds, text_specific = self.embed(enc, TEXT_MODALITY)
+            enc = self.encode_text(*self._prepare_text_inputs(input_ids, attention_mask), **flags)
+            text_output, text_embeds, text_specific = self._features_and_embeds(enc, TEXT_MODALITY)
         if ecg_embeds is not None and text_embeds is not None:
             logits_per_ecg = self.similarity_logits(ecg_embeds, text_embeds)
             if return_loss:
@@ -743,6 +985,8 @@ class CGDMERModel(CGDMERPreTrainedModel):
             text_embeds=text_embeds,
             ecg_specific_embeds=ecg_specific,
             text_specific_embeds=text_specific,
+            ecg_model_output=ecg_output,
+            text_model_output=text_output,
         )
 
     # ---- zero-shot classification ----------------------------------------------------------------------------
@@ -751,9 +995,9 @@ class CGDMERModel(CGDMERPreTrainedModel):
     # when `config.zero_shot_calibration` holds a fit); retrieval ranks reports and ECGs by cosine similarity.
 
     @staticmethod
-    def _projected(features: torch.Tensor) -> torch.Tensor:
+    def _projected(features: BaseModelOutputWithPooling) -> torch.Tensor:
         """The projected embedding tensor of a `get_ecg_features` / `get_text_features` result."""
-        return features
+        return features.pooler_output
 
     def zero_shot_ecg_embeddings(self, ecg_values: torch.Tensor, lead_mask: Optional[torch.Tensor] = None,
                                  ecg_attention_mask: Optional[torch.Tensor] = None, normalize: bool = True
@@ -882,12 +1126,23 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
     """CG-DMER pretraining: spatial-temporal masked ECG reconstruction + masked report modeling + SigLIP
     alignment of the shared embeddings + orthogonality of shared and specific embeddings.
 
-    The ECG mask is drawn inside `forward` (fresh every training step; a fixed seed in eval mode so validation
-    losses are comparable). The encoder sees the visible tokens only (MAE-style); the shared ECG embedding used
-    for alignment is pooled over the same visible tokens.
+    The ECG mask is drawn inside `forward`: in training fresh from the torch RNG at every step; in eval mode from a
+    seed derived from each ECG's own values, so that a sample's mask depends on that sample alone (not on its batch
+    or its place in it) and validation losses are comparable. `noise` (as ViTMAE's) or an explicit `ecg_mask`
+    replace the draw; under `torch.compile` / `torch.export` an eval-mode model needs one of them. The encoder sees
+    the visible tokens only (MAE-style); the shared ECG embedding used for alignment is pooled over the same
+    visible tokens.
+
+    With reports every parameter gets a gradient (the specific projections through the orthogonality loss). An
+    ECG-only batch trains the ECG side only: the text tower, projections and `logit_scale` / `logit_bias` get no
+    gradient (with DDP, `find_unused_parameters=True`), as with a loss weight of 0.
+
+    The masked-report decoder (`get_output_embeddings`) is tied to the report token embeddings when
+    `config.tie_word_embeddings` (off by default; needs `shared_hidden_size == text_config.hidden_size`).
     """
 
     accepts_loss_kwargs = False
+    _tied_weights_keys = {"mlm_head.decoder.weight": "cgdmer.text_model.token_embedding.weight"}
 
     def __init__(self, config: CGDMERConfig):
         super().__init__(config)
@@ -896,30 +1151,91 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
         self.mlm_head = CGDMERMaskedReportHead(config)
         self.post_init()
 
+    def get_output_embeddings(self) -> nn.Linear:
+        """The masked-report decoder (shared features -> report vocabulary)."""
+        return self.mlm_head.decoder
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.mlm_head.decoder = value
+
     # ---- masking -------------------------------------------------------------------------------------------
 
-    def generate_ecg_mask(self, valid: torch.Tensor, generator: Optional[torch.Generator] = None
-                          ) -> torch.Tensor:
-        """Draw the pretraining mask, `(B, groups * patches)` bool, True = masked.
+    def _noise_sizes(self) -> tuple[int, ...]:
+        """Draws per ECG: those of the masking strategy, in the order it draws them (counted by calling it on an
+        empty batch), then one per token."""
+        cfg = self.config.ecg_config
+        groups = self.cgdmer.ecg_model.embeddings.num_groups
+        widths: list[int] = []
 
-        The configured strategy (`configuration_cgdmer.MASKING_STRATEGIES`) chooses the tokens masked first (e.g.
-        `"spatial_temporal"`: whole leads and time spans; `"random"`: none), then random tokens until exactly
-        `round(mask_ratio * tokens)` are masked. Invalid tokens (absent leads, padding) are masked before random
-        valid ones, so the encoder sees as much real signal as possible.
+        def count(rows: int, size: int) -> torch.Tensor:
+            widths.append(size)
+            return torch.zeros(rows, size)
+
+        MASKING_STRATEGIES[cfg.masking_strategy](cfg, 0, groups, cfg.num_patches, count, torch.device("cpu"))
+        return (*widths, groups * cfg.num_patches)
+
+    @property
+    def ecg_noise_size(self) -> int:
+        """Width of `noise`: one draw per lead and per time-span slot (`"spatial_temporal"`), then one per token."""
+        return sum(self._noise_sizes())
+
+    @property
+    def num_masked_tokens(self) -> int:
+        """Tokens masked in every ECG: `round(mask_ratio * tokens)`."""
+        return round(self.config.ecg_config.mask_ratio * self._noise_sizes()[-1])
+
+    def sample_noise(self, batch_size: int, generator: Optional[torch.Generator] = None,
+                     device: Optional[torch.device] = None) -> torch.Tensor:
+        """`(batch_size, ecg_noise_size)` uniform noise in [0, 1), drawn as `generate_ecg_mask` draws it."""
+        def rand(size: int) -> torch.Tensor:
+            return torch.rand(batch_size, size, generator=generator,
+                              device=generator.device if generator else device).to(device)
+
+        return torch.cat([rand(size) for size in self._noise_sizes() if size], dim=-1)
+
+    def _noise_of_each_ecg(self, ecg_values: torch.Tensor) -> torch.Tensor:
+        """Eval-mode noise: each row drawn from a seed that hashes that ECG's values (nothing else)."""
+        rows = []
+        for ecg in ecg_values.detach().to("cpu", torch.float32):
+            seed = int.from_bytes(hashlib.blake2b(ecg.numpy().tobytes(), digest_size=8).digest(), "little") >> 1
+            rows.append(self.sample_noise(1, torch.Generator().manual_seed(seed)))
+        return torch.cat(rows).to(ecg_values.device) if rows else self.sample_noise(0, device=ecg_values.device)
+
+    def _check_noise(self, noise: torch.Tensor, batch: int) -> torch.Tensor:
+        if not isinstance(noise, torch.Tensor) or not noise.is_floating_point() or \
+                tuple(noise.shape) != (batch, self.ecg_noise_size):
+            got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
+            raise ValueError(f"noise must be a float tensor of shape ({batch}, {self.ecg_noise_size}) (batch, "
+                             f"ecg_noise_size), got {got}")
+        return noise.float()
+
+    def generate_ecg_mask(self, valid: torch.Tensor, generator: Optional[torch.Generator] = None,
+                          noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The pretraining mask, `(B, groups * patches)` bool, True = masked, made from `noise` (`(B,
+        ecg_noise_size)`, see `sample_noise`; drawn with `generator` when `None`). Row i depends on `valid[i]` and
+        `noise[i]` only.
+
+        The configured strategy (`configuration_cgdmer.MASKING_STRATEGIES`) chooses the tokens masked first from
+        its share of the noise (e.g. `"spatial_temporal"`: the leads and time spans with the lowest draws; `"random"`:
+        none), then the tokens with the highest draws fill the mask until exactly `round(mask_ratio * tokens)` are
+        masked (ViTMAE's `noise`). Invalid tokens (absent leads, padding) are masked before random valid
+        ones, so the encoder sees as much real signal as possible.
         """
         cfg = self.config.ecg_config
         groups, patches = self.cgdmer.ecg_model.embeddings.num_groups, cfg.num_patches
         batch, device = valid.shape[0], valid.device
+        noise = self.sample_noise(batch, generator, device) if noise is None else self._check_noise(noise, batch)
+        *parts, token_noise = noise.to(device).split(self._noise_sizes(), dim=-1)
+        draws = iter(parts)
 
-        def rand(*shape: int) -> torch.Tensor:
-            return torch.rand(*shape, generator=generator, device=generator.device if generator else device
-                              ).to(device)
+        def strategy_noise(rows: int, size: int) -> torch.Tensor:
+            """The strategy's next `size` draws per ECG, in the order `_noise_sizes` counted them."""
+            return next(draws)
 
-        forced = MASKING_STRATEGIES[cfg.masking_strategy](cfg, batch, groups, patches, rand, device)
-        score = rand(batch, groups * patches) + (~valid).float() + 2.0 * forced.reshape(batch, -1).float()
-        num_masked = round(cfg.mask_ratio * groups * patches)
+        forced = MASKING_STRATEGIES[cfg.masking_strategy](cfg, batch, groups, patches, strategy_noise, device)
+        score = token_noise + (~valid).float() + 2.0 * forced.reshape(batch, -1).float()
         order = score.argsort(dim=-1, descending=True)
-        return torch.zeros_like(valid).scatter(1, order[:, :num_masked], True)
+        return torch.zeros_like(valid).scatter(1, order[:, : self.num_masked_tokens], True)
 
     @staticmethod
     def _check_ecg_mask(ecg_mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -928,12 +1244,36 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
             raise ValueError(f"ecg_mask must be a bool tensor of shape {tuple(valid.shape)} (batch, leads * "
                              f"patches, lead-major), got {shape}")
         mask = ecg_mask.bool().to(valid.device)
-        counts = mask.sum(-1)
-        if (counts != counts[0]).any():
-            raise ValueError(f"ecg_mask must mask the same number of tokens in every row, got {counts.tolist()}")
-        if bool((~mask).sum(-1).eq(0).any()):
-            raise ValueError("ecg_mask masks every token; leave at least one visible")
+        if not _is_tracing():
+            counts = mask.sum(-1)
+            if (counts != counts[0]).any():
+                raise ValueError(f"ecg_mask must mask the same number of tokens in every row, got {counts.tolist()}")
+            if bool((~mask).sum(-1).eq(0).any()):
+                raise ValueError("ecg_mask masks every token; leave at least one visible")
         return mask
+
+    def _ecg_mask(self, ecg_values: torch.Tensor, valid: torch.Tensor, ecg_mask: Optional[torch.Tensor],
+                  noise: Optional[torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """The mask of this forward pass and its number of visible tokens per ECG."""
+        if ecg_mask is not None:
+            if noise is not None:
+                raise ValueError("Pass ecg_mask or noise, not both")
+            mask = self._check_ecg_mask(ecg_mask, valid)
+            if not _is_tracing():
+                return mask, int((~mask[0]).sum())
+            # A traced graph has a static visible length: the configured one (checked when the graph runs).
+            num_visible = valid.shape[1] - self.num_masked_tokens
+            torch._assert_async((~mask).sum(-1).eq(num_visible).all(),
+                                f"under torch.compile / torch.export, ecg_mask must mask num_masked_tokens="
+                                f"{self.num_masked_tokens} tokens (mask_ratio) in every row")
+            return mask, num_visible
+        if noise is None and not self.training:
+            if _is_tracing():
+                raise ValueError("An eval-mode CGDMERForPreTraining draws each ECG's mask from a hash of its values, "
+                                 "which torch.compile / torch.export cannot trace; pass noise= or ecg_mask=")
+            noise = self._noise_of_each_ecg(ecg_values)
+        mask = self.generate_ecg_mask(valid) if noise is None else self.generate_ecg_mask(valid, noise=noise)
+        return mask, valid.shape[1] - self.num_masked_tokens
 
     def _reconstruction_target(self, ecg_values: torch.Tensor) -> torch.Tensor:
         target = self.cgdmer.ecg_model.embeddings.patchify(ecg_values)
@@ -952,6 +1292,7 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
                 return compute().detach()
         return compute()
 
+    @can_return_tuple
     def forward(
         self,
         ecg_values: torch.FloatTensor,
@@ -963,26 +1304,28 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
         mlm_labels: Optional[torch.LongTensor] = None,
         ecg_mask: Optional[torch.BoolTensor] = None,
         return_loss: bool = True,
+        noise: Optional[torch.FloatTensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
     ) -> CGDMERForPreTrainingOutput:
         """Masked ECG modeling on `ecg_values`; with `input_ids` (clean report tokens) also the SigLIP and
         orthogonality losses; with `mlm_input_ids` + `mlm_labels` (masked copy, -100 = not masked) the masked
         report loss. Without reports the model trains as an ECG-only masked autoencoder.
 
         `ecg_mask` (`(batch, leads * patches)` bool, lead-major, True = masked, the same count in every row)
-        replaces the drawn mask, e.g. to ask the model for chosen leads or time spans."""
+        replaces the drawn mask, e.g. to ask the model for chosen leads or time spans; `noise` (`(batch,
+        ecg_noise_size)`, see `generate_ecg_mask`) fixes the draw."""
         cfg, model = self.config, self.cgdmer
+        flags = self._output_flags(output_attentions, output_hidden_states)
         ecg_values, lead_mask, ecg_attention_mask = self._prepare_ecg_inputs(ecg_values, lead_mask,
                                                                              ecg_attention_mask)
         valid = model.ecg_model.embeddings.token_validity(lead_mask, ecg_attention_mask)
-        if ecg_mask is None:
-            generator = None if self.training else torch.Generator(device="cpu").manual_seed(0)
-            mask = self.generate_ecg_mask(valid, generator)
-        else:
-            mask = self._check_ecg_mask(ecg_mask, valid)
+        mask, num_visible = self._ecg_mask(ecg_values, valid, ecg_mask, noise)
         # Visible tokens first, in grid order (a stable sort keeps a fixed shape, no nonzero()).
-        ids_keep = mask.to(torch.int8).argsort(dim=-1, stable=True)[:, : int((~mask[0]).sum())]
-        ecg = model.encode_ecg(ecg_values, lead_mask, ecg_attention_mask, ids_keep)
-        text_embeds = None
+        ids_keep = mask.to(torch.int8).argsort(dim=-1, stable=True)[:, :num_visible]
+        ecg = model.encode_ecg(ecg_values, lead_mask, ecg_attention_mask, ids_keep, **flags)
+        text = None
         out: dict[str, Optional[torch.Tensor]] = {}
 
         def ecg_loss() -> torch.Tensor:
@@ -993,9 +1336,10 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
 
         losses = {"ecg_loss": (cfg.ecg_loss_weight, self._component(cfg.ecg_loss_weight, ecg_loss))}
         ecg_embeds, ecg_specific = model.embed(ecg, ECG_MODALITY)
+        text_embeds = None
 
         if input_ids is not None:
-            text = model.encode_text(*self._prepare_text_inputs(input_ids, attention_mask))
+            text = model.encode_text(*self._prepare_text_inputs(input_ids, attention_mask), **flags)
             text_embeds, text_specific = model.embed(text, TEXT_MODALITY)
             losses["alignment_loss"] = (cfg.alignment_loss_weight, self._component(
                 cfg.alignment_loss_weight,
@@ -1015,11 +1359,11 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
 
             def text_loss() -> torch.Tensor:
                 masked = model.encode_text(*self._prepare_text_inputs(mlm_input_ids, mlm_mask))
-                out["mlm_logits"] = self.mlm_head(masked.fused())
-                if not mlm_labels.ne(-100).any():
-                    return out["mlm_logits"].sum() * 0.0
-                return F.cross_entropy(out["mlm_logits"].reshape(-1, out["mlm_logits"].shape[-1]).float(),
-                                       mlm_labels.reshape(-1), ignore_index=-100)
+                logits = out["mlm_logits"] = self.mlm_head(masked.fused())
+                # A sum over the masked tokens / their count (0 without any): no data-dependent branch.
+                summed = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), mlm_labels.reshape(-1),
+                                         ignore_index=-100, reduction="sum")
+                return summed / mlm_labels.ne(-100).sum().clamp(min=1)
 
             losses["text_loss"] = (cfg.text_loss_weight, self._component(cfg.text_loss_weight, text_loss))
 
@@ -1037,6 +1381,10 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
             mlm_logits=out.get("mlm_logits"),
             ecg_embeds=ecg_embeds,
             text_embeds=text_embeds,
+            ecg_hidden_states=ecg.tower.hidden_states,
+            ecg_attentions=ecg.tower.attentions,
+            text_hidden_states=None if text is None else text.tower.hidden_states,
+            text_attentions=None if text is None else text.tower.attentions,
         )
 
 
@@ -1049,10 +1397,14 @@ class CGDMERForECGClassification(CGDMERPreTrainedModel):
     """Multi-label (default) or single-label ECG classifier: a linear head on the pooled `[shared; specific]`
     ECG features. `config.freeze_backbone=True` (or `freeze_backbone()`) trains the head only: a linear probe.
 
-    Loads from a pretraining or dual-encoder checkpoint; the text tower is dropped and the head starts fresh.
+    It holds only what it uses (every parameter gets a gradient; DDP needs no `find_unused_parameters`). It loads
+    from a pretraining or dual-encoder checkpoint: the text tower, the projections, `logit_scale` / `logit_bias`
+    and the pretraining heads in it are expected to be unused (`_keys_to_ignore_on_load_unexpected`), and the
+    classifier head starts fresh (`_new_head_patterns`); any other difference is an error.
     """
 
     _keys_to_ignore_on_load_unexpected = [r"text_model\.", r"text_to_shared\.", r"text_specific_",
+                                          r"shared_projection\.", r"ecg_specific_projection\.",
                                           r"logit_scale", r"logit_bias", r"ecg_decoder\.", r"mlm_head\."]
     _new_head_patterns = (r"^classifier\.",)
 
@@ -1070,14 +1422,20 @@ class CGDMERForECGClassification(CGDMERPreTrainedModel):
         for param in self.cgdmer.parameters():
             param.requires_grad_(False)
 
+    @can_return_tuple
     def forward(
         self,
         ecg_values: torch.FloatTensor,
         lead_mask: Optional[torch.Tensor] = None,
         ecg_attention_mask: Optional[torch.Tensor] = None,
         labels: Optional[torch.Tensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
     ) -> CGDMERECGClassifierOutput:
-        features = self.cgdmer.get_ecg_representation(ecg_values, lead_mask, ecg_attention_mask)
+        inputs = self._prepare_ecg_inputs(ecg_values, lead_mask, ecg_attention_mask)
+        encoded = self.cgdmer.encode_ecg(*inputs, **self._output_flags(output_attentions, output_hidden_states))
+        features = encoded.representation()
         logits = self.classifier(features)
         loss = None
         if labels is not None:
@@ -1088,7 +1446,9 @@ class CGDMERForECGClassification(CGDMERPreTrainedModel):
                     raise ValueError(f"labels must have shape {tuple(logits.shape)} (multi-hot), "
                                      f"got {tuple(labels.shape)}")
                 loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-        return CGDMERECGClassifierOutput(loss=loss, logits=logits, ecg_representation=features)
+        return CGDMERECGClassifierOutput(loss=loss, logits=logits, ecg_representation=features,
+                                         hidden_states=encoded.tower.hidden_states,
+                                         attentions=encoded.tower.attentions)
 
 
 __all__ = [

@@ -28,8 +28,8 @@ def num_samples(sampling_rate: float, duration: float) -> int:
 # --------------------------------------------------------------------------------------------------------------
 # Masking strategies of masked ECG modeling: name -> function; `CGDMERForPreTraining.generate_ecg_mask` calls the
 # configured one, and `CGDMEREcgConfig` accepts exactly these names. A strategy returns the tokens it masks first,
-# `(batch, groups, patches)` bool, drawing from `rand(*shape)` (uniform [0, 1)); random valid tokens then fill the
-# mask up to `mask_ratio`. A new strategy is one function plus one line in `MASKING_STRATEGIES`.
+# `(batch, groups, patches)` bool, drawing from `rand(batch, size)` (uniform [0, 1): that ECG's own noise, see
+# `CGDMERForPreTraining.sample_noise`); random valid tokens then fill the mask up to `mask_ratio`. A new strategy is one function plus one line in `MASKING_STRATEGIES`.
 # --------------------------------------------------------------------------------------------------------------
 MaskingStrategy = Callable[["CGDMEREcgConfig", int, int, int, Callable[..., torch.Tensor], torch.device],
                            torch.Tensor]
@@ -340,18 +340,25 @@ class CGDMERConfig(PretrainedConfig):
             defaults to 5: at weight 1 the SigLIP gradient on the ECG backbone is about 10x the masked-ECG one.
         freeze_backbone (`bool`, defaults to `False`): in `CGDMERForECGClassification`, train the head only
             (linear probing).
+        tie_word_embeddings (`bool`, defaults to `False`): tie the masked-report decoder of `CGDMERForPreTraining`
+            to the report token embeddings (needs `shared_hidden_size == text_config.hidden_size`).
         zero_shot_calibration (`dict`, *optional*): a Platt calibration of the zero-shot probabilities, fitted on
             a validation split (`cgdmer_hf.evaluation.calibrate_zero_shot`): `{"method": "platt", "scale": a,
             "bias": b, "per_label": {label key: [a, b]}, "fitted_on": {...}}`. A label's score becomes
             `sigmoid(a * logit + b)` with its own pair when its text (`CGDMERModel.zero_shot_label_key`) has one,
             else the shared pair; `None` (default) leaves the raw `sigmoid(logit)`.
+
+    Attention: `attn_implementation="sdpa"` (default) or `"eager"` (the one that returns attention weights), the
+    same for every encoder.
     """
 
     model_type = MODEL_TYPE
     sub_configs = {"ecg_config": CGDMEREcgConfig, "text_config": CGDMERTextConfig}
     # Outputs the Trainer must not gather in evaluation (features and per-token tensors, not predictions).
     keys_to_ignore_at_inference = ["ecg_representation", "ecg_reconstruction", "ecg_mask", "mlm_logits",
-                                   "ecg_embeds", "text_embeds", "logit_scale", "logit_bias"]
+                                   "ecg_embeds", "text_embeds", "logit_scale", "logit_bias", "ecg_model_output",
+                                   "text_model_output", "hidden_states", "attentions", "ecg_hidden_states",
+                                   "ecg_attentions", "text_hidden_states", "text_attentions"]
 
     def __init__(
         self,
@@ -371,6 +378,7 @@ class CGDMERConfig(PretrainedConfig):
         orthogonality_loss_weight: float = 0.1,
         initializer_range: float = 0.02,
         freeze_backbone: bool = False,
+        tie_word_embeddings: bool = False,
         zero_shot_calibration: Optional[dict] = None,
         **kwargs: Any,
     ):
@@ -396,9 +404,12 @@ class CGDMERConfig(PretrainedConfig):
         self.freeze_backbone = freeze_backbone
         self.zero_shot_calibration = zero_shot_calibration
         kwargs.setdefault("problem_type", "multi_label_classification")
-        super().__init__(**kwargs)
+        super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
         if shared_hidden_size % self.shared_num_attention_heads:
             raise ValueError("shared_hidden_size must be divisible by shared_num_attention_heads")
+        if tie_word_embeddings and shared_hidden_size != self.text_config.hidden_size:
+            raise ValueError(f"tie_word_embeddings=True needs shared_hidden_size ({shared_hidden_size}) equal to "
+                             f"text_config.hidden_size ({self.text_config.hidden_size})")
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):

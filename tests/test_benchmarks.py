@@ -107,3 +107,27 @@ def test_card_rows_name_plain_names_and_drop_the_ptbxl_ensemble(ptbxl_mini):
     assert rows == [("zero-shot plain names", "PTB-XL super", 0.81), ("zero-shot", "PTB-XL super", 0.84),
                     ("zero-shot plain names", "CPSC2018", 0.76), ("zero-shot", "CPSC2018", 0.7),
                     ("linear-probe 10%", "PTB-XL super", 0.8)]
+
+
+def test_a_finished_row_is_evaluated_again_never_retrained_or_deleted(ptbxl_mini, tmp_path):
+    """A row whose pretraining finished (final model, trainer state at the budget) but whose evaluation did not is
+    evaluated from its folder; a folder that is neither finished nor resumable is refused, not deleted."""
+    from types import SimpleNamespace
+
+    run = tmp_path / "runs" / "cgdmer"
+    run.mkdir(parents=True)
+    (run / "model.safetensors").write_bytes(b"weights")
+    state = {"max_steps": 50, "global_step": 50, "best_model_checkpoint": str(run / "checkpoint-50"),
+             "best_metric": 9.5, "log_history": [{"loss": 12.0, "step": 25}, {"loss": 10.0, "step": 50},
+                                                 {"train_runtime": 123.45, "step": 50}]}
+    (run / "trainer_state.json").write_text(json.dumps(state))
+    args = SimpleNamespace(work_dir=tmp_path / "runs", max_steps=50, force=False)
+    spec = {"description": "full", "overrides": {}}
+    out, training = ptbxl_mini.pretrain_row("cgdmer", spec, "tiny", {}, args)
+    assert out == run and (run / "model.safetensors").read_bytes() == b"weights"
+    assert training["steps"] == 50 and training["seconds"] == 123.5 and training["last_logged"]["loss"] == 10.0
+    state["global_step"] = 20  # stopped early, and no checkpoint to resume from
+    (run / "trainer_state.json").write_text(json.dumps(state))
+    with pytest.raises(SystemExit, match="neither a finished nor a resumable run of 50 steps.*--force"):
+        ptbxl_mini.pretrain_row("cgdmer", spec, "tiny", {}, args)
+    assert (run / "model.safetensors").exists()

@@ -76,8 +76,9 @@ def outputs(model, processor, pipe, ecg: np.ndarray) -> dict[str, np.ndarray]:
     """What the comparisons look at: preprocessed input, ECG and text embeddings, pipeline scores."""
     enc = processor(ecg=ecg, sampling_rate=RATE, text=LABELS, return_tensors="pt")
     with torch.no_grad():
-        ecg_embeds = model.get_ecg_features(enc["ecg_values"], enc["lead_mask"], enc["ecg_attention_mask"])
-        text_embeds = model.get_text_features(enc["input_ids"], enc["attention_mask"])
+        ecg_embeds = model.get_ecg_features(enc["ecg_values"], enc["lead_mask"],
+                                            enc["ecg_attention_mask"]).pooler_output
+        text_embeds = model.get_text_features(enc["input_ids"], enc["attention_mask"]).pooler_output
     scores = {r["label"]: r["score"] for r in pipe(ecg, sampling_rate=RATE, candidate_labels=LABELS)}
     return {"ecg_values": enc["ecg_values"].numpy(), "ecg": ecg_embeds.numpy(), "text": text_embeds.numpy(),
             "scores": np.array([scores[label] for label in LABELS])}
@@ -314,8 +315,9 @@ def outputs(source, **extra):
     OUT.setdefault("modules", []).extend(type(o).__module__ for o in (model, processor, pipe))
     enc = processor(ecg=ecg, sampling_rate=%(rate)d, text=LABELS, return_tensors="pt")
     with torch.no_grad():
-        ecg_embeds = model.get_ecg_features(enc["ecg_values"], enc["lead_mask"], enc["ecg_attention_mask"])
-        text_embeds = model.get_text_features(enc["input_ids"], enc["attention_mask"])
+        ecg_embeds = model.get_ecg_features(enc["ecg_values"], enc["lead_mask"],
+                                            enc["ecg_attention_mask"]).pooler_output
+        text_embeds = model.get_text_features(enc["input_ids"], enc["attention_mask"]).pooler_output
     scores = {r["label"]: r["score"] for r in pipe(ecg, sampling_rate=%(rate)d, candidate_labels=LABELS)}
     return {"ecg_values": enc["ecg_values"].numpy(), "ecg": ecg_embeds.numpy(), "text": text_embeds.numpy(),
             "scores": np.array([scores[label] for label in LABELS])}

@@ -100,8 +100,8 @@ def test_dual_encoder_and_classifier_shapes(ecg):
     assert out.logits_per_ecg.shape == (B, B) and torch.equal(out.logits_per_text, out.logits_per_ecg.t())
     assert torch.isfinite(out.loss)
     torch.testing.assert_close(out.ecg_embeds.norm(dim=-1), torch.ones(B))
-    assert model.get_ecg_features(ecg).shape == (B, cfg.projection_dim)
-    assert model.get_text_features(text["input_ids"]).shape == (B, cfg.projection_dim)
+    assert model.get_ecg_features(ecg).pooler_output.shape == (B, cfg.projection_dim)
+    assert model.get_text_features(text["input_ids"]).pooler_output.shape == (B, cfg.projection_dim)
     assert model.get_ecg_representation(ecg).shape == (B, 2 * cfg.shared_hidden_size)
     clf = CGDMERForECGClassification(cfg)
     res = clf(ecg, labels=torch.ones(B, 5))
@@ -209,7 +209,7 @@ def test_eval_mode_mask_is_deterministic_and_features_unmasked(ecg):
     model = CGDMERForPreTraining(tiny()).eval()
     assert torch.equal(model(ecg).ecg_mask, model(ecg).ecg_mask)
     dual = CGDMERModel(tiny()).eval()
-    torch.testing.assert_close(dual.get_ecg_features(ecg), dual.get_ecg_features(ecg))
+    torch.testing.assert_close(dual.get_ecg_features(ecg).pooler_output, dual.get_ecg_features(ecg).pooler_output)
 
 
 # ---- loss weights ------------------------------------------------------------------------------------------
@@ -250,8 +250,8 @@ def test_lead_identity_changes_the_embedding():
     as_lead_i[0, 0], as_lead_ii[0, 1] = signal, signal
     mask_i, mask_ii = torch.zeros(1, L), torch.zeros(1, L)
     mask_i[0, 0], mask_ii[0, 1] = 1, 1
-    emb_i = model.get_ecg_features(as_lead_i, mask_i)
-    emb_ii = model.get_ecg_features(as_lead_ii, mask_ii)
+    emb_i = model.get_ecg_features(as_lead_i, mask_i).pooler_output
+    emb_ii = model.get_ecg_features(as_lead_ii, mask_ii).pooler_output
     assert not torch.allclose(emb_i, emb_ii, atol=1e-4)
 
 
@@ -263,10 +263,12 @@ def test_masked_out_leads_do_not_influence_the_embedding(ecg):
     zeroed[:, 3:9] = 0
     garbage = ecg.clone()
     garbage[:, 3:9] = 1e3 * torch.randn(B, 6, T)
-    torch.testing.assert_close(model.get_ecg_features(zeroed, lead_mask), model.get_ecg_features(garbage, lead_mask))
+    torch.testing.assert_close(model.get_ecg_features(zeroed, lead_mask).pooler_output,
+                               model.get_ecg_features(garbage, lead_mask).pooler_output)
     torch.testing.assert_close(model.get_ecg_representation(zeroed, lead_mask),
                                model.get_ecg_representation(garbage, lead_mask))
-    assert not torch.allclose(model.get_ecg_features(ecg), model.get_ecg_features(zeroed, lead_mask))
+    assert not torch.allclose(model.get_ecg_features(ecg).pooler_output,
+                              model.get_ecg_features(zeroed, lead_mask).pooler_output)
 
 
 def test_padding_is_ignored(ecg):
@@ -275,11 +277,11 @@ def test_padding_is_ignored(ecg):
     attention[:, 600:] = 0
     a, b = ecg.clone(), ecg.clone()
     a[:, :, 600:], b[:, :, 600:] = 0.0, 5.0
-    torch.testing.assert_close(model.get_ecg_features(a, ecg_attention_mask=attention),
-                               model.get_ecg_features(b, ecg_attention_mask=attention))
+    torch.testing.assert_close(model.get_ecg_features(a, ecg_attention_mask=attention).pooler_output,
+                               model.get_ecg_features(b, ecg_attention_mask=attention).pooler_output)
     # A shorter signal is padded and masked the same way.
-    torch.testing.assert_close(model.get_ecg_features(a[:, :, :600]),
-                               model.get_ecg_features(a, ecg_attention_mask=attention))
+    torch.testing.assert_close(model.get_ecg_features(a[:, :, :600]).pooler_output,
+                               model.get_ecg_features(a, ecg_attention_mask=attention).pooler_output)
 
 
 # ---- bad input ---------------------------------------------------------------------------------------------
@@ -333,7 +335,7 @@ def test_round_trip_via_auto_classes(tmp_path, ecg):
         assert torch.equal(a[key], b[key]), key
     dual = AutoModel.from_pretrained(tmp_path).eval()
     assert isinstance(dual, CGDMERModel)
-    assert torch.equal(dual.get_ecg_features(ecg), model.cgdmer.get_ecg_features(ecg))
+    assert torch.equal(dual.get_ecg_features(ecg).pooler_output, model.cgdmer.get_ecg_features(ecg).pooler_output)
     clf = AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=4).eval()
     assert isinstance(clf, CGDMERForECGClassification)
     assert torch.equal(clf.cgdmer.get_ecg_representation(ecg), model.cgdmer.get_ecg_representation(ecg))
@@ -344,7 +346,7 @@ def test_fresh_process_without_package_loads_with_trust_remote_code(tmp_path, ec
     model = CGDMERModel(tiny()).eval()
     model.save_pretrained(tmp_path / "model")
     torch.save(ecg, tmp_path / "ecg.pt")
-    torch.save(model.get_ecg_features(ecg), tmp_path / "expected.pt")
+    torch.save(model.get_ecg_features(ecg).pooler_output, tmp_path / "expected.pt")
     script = textwrap.dedent(f"""
         import sys
         sys.modules["cgdmer_hf"] = None  # the package must not be importable
@@ -352,7 +354,7 @@ def test_fresh_process_without_package_loads_with_trust_remote_code(tmp_path, ec
         from transformers import AutoModel
         model = AutoModel.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        out = model.get_ecg_features(torch.load({str(tmp_path / "ecg.pt")!r}))
+        out = model.get_ecg_features(torch.load({str(tmp_path / "ecg.pt")!r})).pooler_output
         assert torch.equal(out, torch.load({str(tmp_path / "expected.pt")!r})), "outputs differ"
         print("OK", type(model).__name__)
     """)
@@ -377,3 +379,45 @@ def test_trainer_predictions_are_the_classifier_logits(tmp_path, ecg):
     assert isinstance(prediction.predictions, np.ndarray) and prediction.predictions.shape == (B, 5)
     np.testing.assert_allclose(prediction.predictions, model(ecg).logits.detach().numpy(), atol=1e-5)
     assert prediction.metrics["test_loss"] > 0
+
+
+# ---- speed paths: same numbers, less work ------------------------------------------------------------------
+
+
+def test_shared_features_skip_the_specific_encoder(ecg, one_thread):
+    torch.manual_seed(0)
+    model = CGDMERModel(tiny()).eval()
+    calls = []
+    model.ecg_specific_encoder.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        features = model.get_ecg_features(ecg).pooler_output
+        assert not calls  # the shared embedding does not read the specific branch
+        representation = model.get_ecg_representation(ecg)
+        assert calls
+        full = model(ecg_values=ecg)
+    width = model.config.shared_hidden_size
+    torch.testing.assert_close(F.normalize(features, dim=-1), full.ecg_embeds, rtol=0, atol=1e-6)
+    torch.testing.assert_close(model.shared_projection(representation[:, :width]), features, rtol=0, atol=1e-6)
+
+
+def test_half_precision_cpu_training_uses_written_out_attention(ecg, one_thread, monkeypatch):
+    from cgdmer_hf.modeling_cgdmer import _slow_half_precision_sdpa_backward
+
+    half = torch.zeros(2, 3, requires_grad=True, dtype=torch.bfloat16)
+    assert _slow_half_precision_sdpa_backward(half)
+    assert not _slow_half_precision_sdpa_backward(half.detach())  # inference keeps SDPA
+    assert not _slow_half_precision_sdpa_backward(torch.zeros(2, 3, requires_grad=True))  # fp32 keeps SDPA
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(1) or sdpa(*a, **k))
+    torch.manual_seed(0)
+    model = CGDMERForPreTraining(tiny()).train()
+    batch = dict(ecg_values=ecg, noise=model.sample_noise(B, torch.Generator().manual_seed(3)), **text_batch())
+    model(**batch).loss.backward()
+    assert calls  # fp32 training: SDPA
+    calls.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(**batch).loss
+    loss.backward()
+    assert not calls and torch.isfinite(loss)  # bf16 training on the CPU: written-out attention

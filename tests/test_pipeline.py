@@ -36,13 +36,14 @@ def pipe(model_dir):
 def _embed_texts(pipe, texts):
     tokens = pipe.tokenizer(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
-        return F.normalize(pipe.model.get_text_features(tokens["input_ids"], tokens["attention_mask"]), dim=-1)
+        embeds = pipe.model.get_text_features(tokens["input_ids"], tokens["attention_mask"]).pooler_output
+        return F.normalize(embeds, dim=-1)
 
 
 def _expected_scores(pipe, ecg_path, label_embeds):
     inputs = pipe.feature_extractor(ecg_path, return_tensors="pt")
     with torch.no_grad():
-        ecg = F.normalize(pipe.model.get_ecg_features(**inputs), dim=-1)
+        ecg = F.normalize(pipe.model.get_ecg_features(**inputs).pooler_output, dim=-1)
         return torch.sigmoid(pipe.model.similarity_logits(ecg, label_embeds))[0].tolist()
 
 
@@ -180,7 +181,7 @@ def test_feature_extraction_pipeline(pipe):
     inputs = pipe.feature_extractor(path, return_tensors="pt")
     with torch.no_grad():
         rep = pipe.model.get_ecg_representation(**inputs)[0]
-        shared = F.normalize(pipe.model.get_ecg_features(**inputs), dim=-1)[0]
+        shared = F.normalize(pipe.model.get_ecg_features(**inputs).pooler_output, dim=-1)[0]
     np.testing.assert_allclose(extractor(path), rep.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(extractor(path, kind="shared", normalize=True), shared.numpy(), rtol=1e-5, atol=1e-6)
     assert len(extractor([path, path])) == 2
