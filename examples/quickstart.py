@@ -21,7 +21,6 @@ import cgdmer_hf  # noqa: E402  (registers the zero-shot-ecg-classification pipe
 from cgdmer_hf.samples import load_sample_index, sample_record_path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SUPERCLASSES = ["NORM", "MI", "STTC", "CD", "HYP"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,15 +56,18 @@ def main() -> None:
     record = sample_record_path(row["ecg_id"])
 
     classifier = pipeline("zero-shot-ecg-classification", model=args.model)
-    prompts = cgdmer_hf.load_prompt_set("ptbxl_super")  # German, English and Swedish descriptions per class
-    ranked = classifier(record, candidate_labels=prompts)
+    # Plain English labels, typed as a user would (PTB-XL's superclass names); the model's text space is English.
+    labels = {"normal ECG": "NORM", "myocardial infarction": "MI", "ST/T change": "STTC",
+              "conduction disturbance": "CD", "hypertrophy": "HYP"}
+    ranked = classifier(record, candidate_labels=list(labels))
 
-    truth = [c for c in SUPERCLASSES if row[c]]
+    truth = [name for name, code in labels.items() if row[code]]
     print(f"PTB-XL record {row['ecg_id']} (fold {row['strat_fold']}), report: {row['report']!r}")
     print(f"cardiologist superclasses: {', '.join(truth) or 'none'}\n")
-    print("zero-shot ranking (independent probabilities):")
+    calibrated = "calibrated on PTB-XL fold 9" if ranked[0]["calibrated"] else "not calibrated"
+    print(f"zero-shot ranking (independent probabilities, {calibrated}):")
     for rank, item in enumerate(ranked, 1):
-        print(f"  {rank}. {item['label']:<5} {item['score']:.3f}{'  <- labelled' if item['label'] in truth else ''}")
+        print(f"  {rank}. {item['label']:<22} {item['score']:.3f}{'  <- labelled' if item['label'] in truth else ''}")
 
     inputs = classifier.feature_extractor(record, return_tensors="np")
     title = (f"PTB-XL {row['ecg_id']} | labels: {', '.join(truth) or 'none'} | model: "
