@@ -55,9 +55,6 @@ def test_model_card_reports_the_benchmark_results():
         assert f"{result['value']:.4f}" in card
 
 
-@pytest.mark.xfail(strict=True, reason="cgdmer-base was pretrained on the untranslated (mostly German) reports, while "
-                   "clean_report now translates prompts to English (issue 13 item 1): retrain it on the translated "
-                   "reports and update its card, then remove this mark")
 def test_shipped_fold9_prompts_reproduce_the_card_zero_shot_figure(shared_data):
     from datasets import DatasetDict
 
