@@ -138,13 +138,18 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
         ),
     )
     seconds = time.perf_counter() - start
-    history = trainer.state.log_history
-    return out, {
-        "pretrained": True, "ecg_design": ecg_design(config), "steps": trainer.state.global_step, "seconds": round(seconds, 1),
-        "best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric,
-        "first_logged": next((h for h in history if "loss" in h), None),
-        "last_logged": next((h for h in reversed(history) if "loss" in h), None),
-    }
+    return out, {"pretrained": True, "ecg_design": ecg_design(config),
+                 **training_facts(vars(trainer.state), round(seconds, 1))}
+
+
+def training_facts(state: dict[str, Any], seconds: Optional[float]) -> dict[str, Any]:
+    """Steps, time, best checkpoint and the first and last logged losses of a Trainer state (`vars(TrainerState)`
+    or a saved `trainer_state.json`: the same field names)."""
+    history = state.get("log_history", [])
+    return {"steps": state["global_step"], "seconds": seconds, "best_checkpoint": state.get("best_model_checkpoint"),
+            "best_eval_loss": state.get("best_metric"),
+            "first_logged": next((h for h in history if "loss" in h), None),
+            "last_logged": next((h for h in reversed(history) if "loss" in h), None)}
 
 
 def finished_run(run_dir: Path, max_steps: int) -> Optional[dict[str, Any]]:
@@ -156,12 +161,8 @@ def finished_run(run_dir: Path, max_steps: int) -> Optional[dict[str, Any]]:
     state = json.loads(state_path.read_text())
     if state.get("max_steps") != max_steps or state.get("global_step") != max_steps:
         return None
-    history = state.get("log_history", [])
-    runtime = next((h["train_runtime"] for h in history if "train_runtime" in h), None)
-    return {"steps": state["global_step"], "seconds": None if runtime is None else round(runtime, 1),
-            "best_checkpoint": state.get("best_model_checkpoint"), "best_eval_loss": state.get("best_metric"),
-            "first_logged": next((h for h in history if "loss" in h), None),
-            "last_logged": next((h for h in reversed(history) if "loss" in h), None)}
+    runtime = next((h["train_runtime"] for h in state.get("log_history", []) if "train_runtime" in h), None)
+    return training_facts(state, None if runtime is None else round(runtime, 1))
 
 
 def resumable_checkpoint(run_dir: Path, max_steps: int) -> Optional[str]:

@@ -1182,23 +1182,25 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
     @property
     def num_masked_tokens(self) -> int:
         """Tokens masked in every ECG: `round(mask_ratio * tokens)`."""
-        return round(self.config.ecg_config.mask_ratio * self._noise_sizes()[-1])
+        cfg = self.config.ecg_config
+        return round(cfg.mask_ratio * self.cgdmer.ecg_model.embeddings.num_groups * cfg.num_patches)
 
     def sample_noise(self, batch_size: int, generator: Optional[torch.Generator] = None,
-                     device: Optional[torch.device] = None) -> torch.Tensor:
-        """`(batch_size, ecg_noise_size)` uniform noise in [0, 1), drawn as `generate_ecg_mask` draws it."""
+                     device: Optional[torch.device] = None, sizes: Optional[tuple[int, ...]] = None) -> torch.Tensor:
+        """`(batch_size, ecg_noise_size)` uniform noise in [0, 1), drawn as `generate_ecg_mask` draws it (`sizes`:
+        `_noise_sizes()`, when the caller has it already)."""
         def rand(size: int) -> torch.Tensor:
             return torch.rand(batch_size, size, generator=generator,
                               device=generator.device if generator else device).to(device)
 
-        return torch.cat([rand(size) for size in self._noise_sizes() if size], dim=-1)
+        return torch.cat([rand(size) for size in (sizes or self._noise_sizes()) if size], dim=-1)
 
     def _noise_of_each_ecg(self, ecg_values: torch.Tensor) -> torch.Tensor:
         """Eval-mode noise: each row drawn from a seed that hashes that ECG's values (nothing else)."""
-        rows = []
+        rows, sizes = [], self._noise_sizes()
         for ecg in ecg_values.detach().to("cpu", torch.float32):
             seed = int.from_bytes(hashlib.blake2b(ecg.numpy().tobytes(), digest_size=8).digest(), "little") >> 1
-            rows.append(self.sample_noise(1, torch.Generator().manual_seed(seed)))
+            rows.append(self.sample_noise(1, torch.Generator().manual_seed(seed), sizes=sizes))
         return torch.cat(rows).to(ecg_values.device) if rows else self.sample_noise(0, device=ecg_values.device)
 
     def _check_noise(self, noise: torch.Tensor, batch: int) -> torch.Tensor:
@@ -1224,8 +1226,9 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
         cfg = self.config.ecg_config
         groups, patches = self.cgdmer.ecg_model.embeddings.num_groups, cfg.num_patches
         batch, device = valid.shape[0], valid.device
-        noise = self.sample_noise(batch, generator, device) if noise is None else self._check_noise(noise, batch)
-        *parts, token_noise = noise.to(device).split(self._noise_sizes(), dim=-1)
+        sizes = self._noise_sizes()
+        noise = self.sample_noise(batch, generator, device, sizes) if noise is None else self._check_noise(noise, batch)
+        *parts, token_noise = noise.to(device).split(sizes, dim=-1)
         draws = iter(parts)
 
         def strategy_noise(rows: int, size: int) -> torch.Tensor:
