@@ -14,6 +14,7 @@ ATTENTION_LAYOUTS = ("joint", "divided")
 # them (the defaults of new configs differ).
 LEGACY_DEFAULTS: dict[str, Any] = {"encoder_attention": "joint", "decoder_attention": "joint",
                                    "decoder_slot_pooling": False}
+ALIGNMENT_POSITIVES = ("diagonal", "identical_reports")
 
 
 ECG_MODEL_TYPE, MODEL_TYPE = "cgdmer_ecg_model", "cgdmer"
@@ -338,6 +339,10 @@ class CGDMERConfig(PretrainedConfig):
             the masked-ECG MSE, masked-report cross-entropy, SigLIP and orthogonality losses. A weight of 0 skips
             the gradient through that head (the component is still reported, detached). `ecg_loss_weight`
             defaults to 5: at weight 1 the SigLIP gradient on the ECG backbone is about 10x the masked-ECG one.
+        alignment_positives (`str`, defaults to `"diagonal"`): the positives of the SigLIP loss. `"diagonal"`
+            (SigLIP's target) counts an ECG's own report only, so copies of a repeated report are negatives; with
+            `"identical_reports"` an ECG's positives are all reports in the batch identical (token for token) to its
+            own (the `cgdmer_report_positives` row of `benchmarks/ptbxl_mini.py`).
         freeze_backbone (`bool`, defaults to `False`): in `CGDMERForECGClassification`, train the head only
             (linear probing).
         tie_word_embeddings (`bool`, defaults to `False`): tie the masked-report decoder of `CGDMERForPreTraining`
@@ -376,6 +381,7 @@ class CGDMERConfig(PretrainedConfig):
         text_loss_weight: float = 1.0,
         alignment_loss_weight: float = 1.0,
         orthogonality_loss_weight: float = 0.1,
+        alignment_positives: str = "diagonal",
         initializer_range: float = 0.02,
         freeze_backbone: bool = False,
         tie_word_embeddings: bool = False,
@@ -400,6 +406,9 @@ class CGDMERConfig(PretrainedConfig):
         self.text_loss_weight = text_loss_weight
         self.alignment_loss_weight = alignment_loss_weight
         self.orthogonality_loss_weight = orthogonality_loss_weight
+        if alignment_positives not in ALIGNMENT_POSITIVES:
+            raise ValueError(f"alignment_positives must be one of {ALIGNMENT_POSITIVES}, got {alignment_positives!r}")
+        self.alignment_positives = alignment_positives
         self.initializer_range = initializer_range
         self.freeze_backbone = freeze_backbone
         self.zero_shot_calibration = zero_shot_calibration

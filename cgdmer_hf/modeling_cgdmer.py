@@ -103,32 +103,53 @@ class CGDMERECGClassifierOutput(ModelOutput):
 
 
 def _gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """All-gather `tensor` over processes keeping gradients; returns the gathered tensor and this rank's row
-    offset. Without an initialised process group it returns `tensor` and 0."""
+    """All-gather `tensor` over processes keeping gradients (integer tensors are gathered as they are); returns
+    the gathered tensor and this rank's row offset. Without an initialised process group it returns `tensor`
+    and 0."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensor, 0
+    if not tensor.is_floating_point():
+        gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, tensor.contiguous())
+        return torch.cat(gathered, dim=0), dist.get_rank() * tensor.shape[0]
     from torch.distributed.nn.functional import all_gather
 
     gathered = all_gather(tensor.contiguous())
     return torch.cat(gathered, dim=0), dist.get_rank() * tensor.shape[0]
 
 
+def report_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor, length: int) -> torch.Tensor:
+    """`(batch, length)` token ids with padding set to -1 and padded to `length`: two rows are equal exactly when
+    their reports tokenise the same (the positives of `sigmoid_contrastive_loss(..., text_keys=...)`)."""
+    keys = input_ids.masked_fill(~attention_mask.bool(), -1)
+    return F.pad(keys, (0, length - keys.shape[1]), value=-1)
+
+
 def sigmoid_contrastive_loss(
-    ecg_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor, logit_bias: torch.Tensor
+    ecg_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor, logit_bias: torch.Tensor,
+    text_keys: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """SigLIP loss: `-1/B sum_i sum_j log sigmoid(y_ij (exp(t) cos_ij + b))`, `y = +1` on matched pairs.
 
-    Embeddings must be normalised. Under `torch.distributed`, every process compares its ECGs with the texts
-    of all processes (all-gather with gradients; equal local batch sizes), so the mean over processes equals
-    the loss of the concatenated batch.
+    Embeddings must be normalised. With `text_keys` (`report_keys` of the batch), an ECG's positives are every
+    text identical to its own report, not only its own: PTB-XL repeats a few machine reports hundreds of times
+    (about 13 identical pairs in a batch of 32), and the diagonal target would push an ECG away from copies of its
+    own report. Under `torch.distributed`, every process compares its ECGs with the texts of all processes
+    (all-gather with gradients; equal local batch sizes), so the mean over processes equals the loss of the
+    concatenated batch.
     """
     all_text, offset = _gather_with_grad(text_embeds)
     logits = ecg_embeds @ all_text.t() * logit_scale.exp() + logit_bias
-    labels = -torch.ones_like(logits)
-    rows = torch.arange(ecg_embeds.shape[0], device=logits.device)
-    labels[rows, rows + offset] = 1.0
+    if text_keys is None:
+        labels = -torch.ones_like(logits)
+        rows = torch.arange(ecg_embeds.shape[0], device=logits.device)
+        labels[rows, rows + offset] = 1.0
+    else:
+        all_keys, _ = _gather_with_grad(text_keys)
+        same = (text_keys[:, None, :] == all_keys[None, :, :]).all(-1)
+        labels = same.to(logits.dtype) * 2 - 1
     return -F.logsigmoid(labels * logits).sum(dim=-1).mean()
 
 
@@ -944,6 +965,13 @@ class CGDMERModel(CGDMERPreTrainedModel):
     def representation_size(self) -> int:
         return self.config.shared_hidden_size * (2 if self.config.disentangle else 1)
 
+    def alignment_keys(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Optional[torch.Tensor]:
+        """The `text_keys` of the SigLIP loss: `report_keys` of the batch when `config.alignment_positives` is
+        `"identical_reports"`, `None` (the diagonal target) when it is `"diagonal"`."""
+        if self.config.alignment_positives == "diagonal":
+            return None
+        return report_keys(input_ids, attention_mask, self.config.text_config.max_position_embeddings)
+
     def similarity_logits(self, ecg_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         """`exp(logit_scale) * cos + logit_bias` between normalised embeddings, `(n_ecg, n_text)`."""
         return ecg_embeds @ text_embeds.t() * self.logit_scale.exp() + self.logit_bias
@@ -971,12 +999,14 @@ class CGDMERModel(CGDMERPreTrainedModel):
             enc = self.encode_ecg(*self._prepare_ecg_inputs(ecg_values, lead_mask, ecg_attention_mask), **flags)
             ecg_output, ecg_embeds, ecg_specific = self._features_and_embeds(enc, ECG_MODALITY)
         if input_ids is not None:
-            enc = self.encode_text(*self._prepare_text_inputs(input_ids, attention_mask), **flags)
+            input_ids, attention_mask = self._prepare_text_inputs(input_ids, attention_mask)
+            enc = self.encode_text(input_ids, attention_mask, **flags)
             text_output, text_embeds, text_specific = self._features_and_embeds(enc, TEXT_MODALITY)
         if ecg_embeds is not None and text_embeds is not None:
             logits_per_ecg = self.similarity_logits(ecg_embeds, text_embeds)
             if return_loss:
-                loss = sigmoid_contrastive_loss(ecg_embeds, text_embeds, self.logit_scale, self.logit_bias)
+                loss = sigmoid_contrastive_loss(ecg_embeds, text_embeds, self.logit_scale, self.logit_bias,
+                                                self.alignment_keys(input_ids, attention_mask))
         return CGDMEROutput(
             loss=loss,
             logits_per_ecg=logits_per_ecg,
@@ -1342,12 +1372,14 @@ class CGDMERForPreTraining(CGDMERPreTrainedModel):
         text_embeds = None
 
         if input_ids is not None:
-            text = model.encode_text(*self._prepare_text_inputs(input_ids, attention_mask), **flags)
+            input_ids, attention_mask = self._prepare_text_inputs(input_ids, attention_mask)
+            text = model.encode_text(input_ids, attention_mask, **flags)
             text_embeds, text_specific = model.embed(text, TEXT_MODALITY)
+            keys = model.alignment_keys(input_ids, attention_mask)
             losses["alignment_loss"] = (cfg.alignment_loss_weight, self._component(
                 cfg.alignment_loss_weight,
-                lambda: sigmoid_contrastive_loss(ecg_embeds, text_embeds, model.logit_scale,
-                                                 model.logit_bias)))
+                lambda: sigmoid_contrastive_loss(ecg_embeds, text_embeds, model.logit_scale, model.logit_bias,
+                                                 keys)))
             if cfg.disentangle:
                 losses["orthogonality_loss"] = (cfg.orthogonality_loss_weight, self._component(
                     cfg.orthogonality_loss_weight,
@@ -1459,6 +1491,7 @@ __all__ = [
     "CGDMERModel",
     "CGDMERForPreTraining",
     "CGDMERForECGClassification",
+    "report_keys",
     "sigmoid_contrastive_loss",
     "orthogonality_loss",
 ]

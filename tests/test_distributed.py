@@ -28,6 +28,15 @@ def _full_batch():
     return ecg, text, torch.tensor(1.5), torch.tensor(-2.0)
 
 
+# Report keys (`report_keys`): rows 0 and 4 (one on each process) and rows 1 and 2 are the same report.
+KEYS = torch.tensor([[4, 5, -1], [6, -1, -1], [6, -1, -1], [7, 8, 9], [4, 5, -1], [3, -1, -1]])
+
+
+def _both_losses(ecg, text, scale, bias, keys):
+    """The diagonal SigLIP loss plus the identical-reports one (so that one run checks both gathers)."""
+    return sigmoid_contrastive_loss(ecg, text, scale, bias) + sigmoid_contrastive_loss(ecg, text, scale, bias, keys)
+
+
 def _siglip_worker(rank: int, port: int, result_file: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
@@ -36,7 +45,7 @@ def _siglip_worker(rank: int, port: int, result_file: str) -> None:
         rows = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
         ecg, text = ecg[rows].clone().requires_grad_(), text[rows].clone().requires_grad_()
         scale, bias = scale.clone().requires_grad_(), bias.clone().requires_grad_()
-        loss = sigmoid_contrastive_loss(ecg, text, scale, bias)
+        loss = _both_losses(ecg, text, scale, bias, KEYS[rows])
         loss.backward()
         # What DDP does: average the losses and the parameter gradients over the processes.
         mean_loss = loss.detach().clone()
@@ -61,7 +70,7 @@ def test_all_gathered_siglip_loss_equals_the_concatenated_batch_loss(tmp_path):
     got = torch.load(result_file)
 
     ecg, text, scale, bias = (t.clone().requires_grad_() for t in _full_batch())
-    loss = sigmoid_contrastive_loss(ecg, text, scale, bias)  # no process group: one process, whole batch
+    loss = _both_losses(ecg, text, scale, bias, KEYS)  # no process group: one process, whole batch
     loss.backward()
     torch.testing.assert_close(got["loss"], loss.detach())
     torch.testing.assert_close(got["params"], torch.stack([scale.grad, bias.grad]))

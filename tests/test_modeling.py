@@ -17,7 +17,7 @@ from cgdmer_hf import (
     CGDMERForPreTraining,
     CGDMERModel,
 )
-from cgdmer_hf.modeling_cgdmer import sigmoid_contrastive_loss
+from cgdmer_hf.modeling_cgdmer import report_keys, sigmoid_contrastive_loss
 
 B, T, L = 3, 1000, 12
 
@@ -122,6 +122,49 @@ def test_sigmoid_loss_matches_reference():
             total += -torch.nn.functional.logsigmoid(torch.tensor(y * z)).item()
     reference = total / 4
     assert sigmoid_contrastive_loss(ecg_emb, txt_emb, scale, bias).item() == pytest.approx(reference, rel=1e-5)
+
+
+
+def test_sigmoid_loss_counts_identical_reports_as_positives():
+    g = torch.Generator().manual_seed(0)
+    ecg_emb = F.normalize(torch.randn(4, 8, generator=g), dim=-1)
+    txt_emb = F.normalize(torch.randn(4, 8, generator=g), dim=-1)
+    scale, bias = torch.tensor(2.3), torch.tensor(-3.0)
+    ids = torch.tensor([[5, 6, 7, 0], [5, 6, 7, 9], [5, 6, 7, 0], [1, 2, 0, 0]])  # rows 0 and 2: the same report
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]])
+    keys = report_keys(ids, mask, 6)
+    assert keys.shape == (4, 6) and (keys[0] == keys[2]).all() and not (keys[0] == keys[1]).all()
+    same = {(0, 2), (2, 0)}
+    total = 0.0
+    for i in range(4):
+        for j in range(4):
+            z = float(scale.exp()) * float(ecg_emb[i] @ txt_emb[j]) + float(bias)
+            y = 1.0 if i == j or (i, j) in same else -1.0
+            total += -torch.nn.functional.logsigmoid(torch.tensor(y * z)).item()
+    got = sigmoid_contrastive_loss(ecg_emb, txt_emb, scale, bias, keys)
+    assert got.item() == pytest.approx(total / 4, rel=1e-5)
+    distinct = report_keys(torch.arange(16).view(4, 4), torch.ones(4, 4), 6)  # all different: the diagonal target
+    assert sigmoid_contrastive_loss(ecg_emb, txt_emb, scale, bias, distinct).item() == pytest.approx(
+        sigmoid_contrastive_loss(ecg_emb, txt_emb, scale, bias).item(), rel=1e-6)
+
+
+def test_alignment_positives_config():
+    cfg = CGDMERConfig.from_preset("tiny", alignment_positives="identical_reports")
+    assert CGDMERConfig.from_dict(cfg.to_dict()).alignment_positives == "identical_reports"
+    saved = {k: v for k, v in cfg.to_dict().items() if k != "alignment_positives"}  # a config saved before the field
+    assert CGDMERConfig.from_dict(saved).alignment_positives == "diagonal"
+    with pytest.raises(ValueError, match="alignment_positives must be one of"):
+        CGDMERConfig.from_preset("tiny", alignment_positives="same_label")
+    torch.manual_seed(0)
+    ecg = torch.randn(3, 12, 1000)
+    ids = torch.tensor([[2, 7, 8, 3], [2, 7, 8, 3], [2, 9, 3, 0]])
+    mask = (ids != 0).long()
+    losses = {}
+    for positives in ("identical_reports", "diagonal"):
+        torch.manual_seed(0)
+        model = CGDMERModel(CGDMERConfig.from_preset("tiny", alignment_positives=positives)).eval()
+        losses[positives] = model(ecg, input_ids=ids, attention_mask=mask, return_loss=True).loss.item()
+    assert losses["identical_reports"] != pytest.approx(losses["diagonal"])
 
 
 # ---- masking -----------------------------------------------------------------------------------------------

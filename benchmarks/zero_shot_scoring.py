@@ -1,0 +1,109 @@
+"""Zero-shot scoring variants of a model folder on PTB-XL fold 10 and CPSC2018 (no training, no tuning).
+
+    python benchmarks/zero_shot_scoring.py [--model cgdmer-base] [--data ../shared/data]
+
+Macro ROC-AUC (classes with positives and negatives in the test set, as in `ptbxl_mini.py`) of the plain English
+class names and of the shipped prompt ensembles, scored three ways:
+- `raw`: the model's logit of each (ECG, label) pair, as the pipeline scores it;
+- `centred on labels`: each ECG's logits minus their mean over the candidate labels of the query (a per-ECG
+  offset removed; the ranking of the labels within an ECG is unchanged);
+- `centred on reports`: the label embeddings minus the mean shared embedding of the training reports (folds 1-8),
+  a fixed direction that does not depend on the candidate labels.
+Prints a table and writes `benchmarks/results/zero_shot_scoring.json`. Skips with a message when the data is
+absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+DATA_SETS = ("super", "sub", "form", "rhythm", "cpsc2018")
+
+
+def macro_auc(scores: np.ndarray, labels: np.ndarray) -> tuple[float, dict[int, float]]:
+    """Mean binary ROC-AUC over the classes with both outcomes, and the per-class AUCs (by column)."""
+    from cgdmer_hf.evaluation.metrics import _auc_functions
+
+    binary = _auc_functions()[0]
+    per = {j: float(binary(scores[:, j], labels[:, j])) for j in range(labels.shape[1])
+           if 0 < labels[:, j].sum() < len(labels)}
+    return float(np.mean(list(per.values()))), per
+
+
+def report_centre(model, tokenizer, reports: list[str]) -> np.ndarray:
+    """Mean shared embedding of the reports (each report once per record, empty ones left out)."""
+    from cgdmer_hf.evaluation.zero_shot import label_embeddings
+    from cgdmer_hf.reports import clean_report
+
+    def usable(text: str) -> bool:
+        try:
+            return bool(clean_report(text))
+        except ValueError:
+            return False
+
+    counts = Counter(r for r in reports if usable(r))
+    distinct = list(counts)
+    chunks = [label_embeddings(model, tokenizer, {str(i): [r] for i, r in enumerate(distinct[k:k + 256])})
+              .float().numpy() for k in range(0, len(distinct), 256)]
+    weights = np.array([counts[r] for r in distinct], dtype=np.float64)
+    return (np.concatenate(chunks) * weights[:, None]).sum(0) / weights.sum()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, default=REPO / "cgdmer-base")
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    p.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "zero_shot_scoring.json")
+    args = p.parse_args()
+    if not (args.data / "ptb-xl").is_dir():
+        print(f"skipped: PTB-XL not found under {args.data} (the benchmark needs ../shared/data)")
+        return 0
+    import ptbxl_mini
+    from transformers import AutoTokenizer
+
+    from cgdmer_hf.data import label_names, load_ptbxl
+    from cgdmer_hf.data.common import _column
+    from cgdmer_hf.evaluation.embeddings import compute_embeddings, load_model
+    from cgdmer_hf.evaluation.zero_shot import label_embeddings
+    from cgdmer_hf.prompts import label_set_prompts, load_prompt_set, plain_prompt_set
+
+    data = ptbxl_mini.load_data(args.data, None)
+    model, tokenizer = load_model(str(args.model)), AutoTokenizer.from_pretrained(str(args.model))
+    centre = report_centre(model, tokenizer, list(load_ptbxl(args.data, label_set="super", split="train")["report"]))
+    shipped = label_set_prompts()
+    results, lines = {}, ["| data set | prompts | raw | centred on labels | centred on reports |", "|---|---|---|---|---|"]
+    for name in DATA_SETS:
+        test = data[name]["test"]
+        ecg = compute_embeddings(model, test, kind="shared", normalize=True)
+        labels = np.stack([np.asarray(y, dtype=np.float32) for y in _column(test, "labels")])
+        names = label_names(test)
+        for prompts_name, prompts in (("plain names", plain_prompt_set(name)),
+                                      ("ensemble", load_prompt_set(shipped[name]))):
+            text = label_embeddings(model, tokenizer, {k: prompts[k] for k in names}).float().numpy()
+            logits = ecg @ text.T  # the model's logit is a positive scale of this plus a bias: the same ranking
+            variants = {"raw": logits, "centred on labels": logits - logits.mean(1, keepdims=True),
+                        "centred on reports": ecg @ (text - centre).T}
+            row = {}
+            for variant, scores in variants.items():
+                auc, per = macro_auc(scores, labels)
+                row[variant] = {"macro_auc": round(auc, 4), "per_class": {names[j]: round(a, 4) for j, a in per.items()}}
+            results.setdefault(name, {})[prompts_name] = row
+            lines.append(f"| {name} | {prompts_name} | " + " | ".join(f"{row[v]['macro_auc']:.3f}" for v in variants) + " |")
+    print("\n".join(lines))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"model": str(args.model.relative_to(REPO) if args.model.is_relative_to(REPO)
+                                                     else args.model), "results": results, "table": lines}, indent=2))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
