@@ -28,16 +28,6 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 DATA_SETS = ("super", "sub", "form", "rhythm", "cpsc2018")
 
 
-def macro_auc(scores: np.ndarray, labels: np.ndarray) -> tuple[float, dict[int, float]]:
-    """Mean binary ROC-AUC over the classes with both outcomes, and the per-class AUCs (by column)."""
-    from cgdmer_hf.evaluation.metrics import _auc_functions
-
-    binary = _auc_functions()[0]
-    per = {j: float(binary(scores[:, j], labels[:, j])) for j in range(labels.shape[1])
-           if 0 < labels[:, j].sum() < len(labels)}
-    return float(np.mean(list(per.values()))), per
-
-
 def report_centre(model, tokenizer, reports: list[str]) -> np.ndarray:
     """Mean shared embedding of the reports (each report once per record, empty ones left out)."""
     from cgdmer_hf.evaluation.zero_shot import label_embeddings
@@ -69,21 +59,22 @@ def main() -> int:
     import ptbxl_mini
     from transformers import AutoTokenizer
 
-    from cgdmer_hf.data import label_names, load_ptbxl
-    from cgdmer_hf.data.common import _column
-    from cgdmer_hf.evaluation.embeddings import compute_embeddings, load_model
+    from cgdmer_hf.data import label_names
+    from cgdmer_hf.evaluation.embeddings import column, compute_embeddings, load_model
+    from cgdmer_hf.evaluation.metrics import _auc_functions
     from cgdmer_hf.evaluation.zero_shot import label_embeddings
     from cgdmer_hf.prompts import label_set_prompts, load_prompt_set, plain_prompt_set
 
     data = ptbxl_mini.load_data(args.data, None)
     model, tokenizer = load_model(str(args.model)), AutoTokenizer.from_pretrained(str(args.model))
-    centre = report_centre(model, tokenizer, list(load_ptbxl(args.data, label_set="super", split="train")["report"]))
+    centre = report_centre(model, tokenizer, list(data["super"]["train"]["report"]))
+    multilabel_auc = _auc_functions()[1]
     shipped = label_set_prompts()
     results, lines = {}, ["| data set | prompts | raw | centred on labels | centred on reports |", "|---|---|---|---|---|"]
     for name in DATA_SETS:
         test = data[name]["test"]
         ecg = compute_embeddings(model, test, kind="shared", normalize=True)
-        labels = np.stack([np.asarray(y, dtype=np.float32) for y in _column(test, "labels")])
+        labels = column(test, "labels")
         names = label_names(test)
         for prompts_name, prompts in (("plain names", plain_prompt_set(name)),
                                       ("ensemble", load_prompt_set(shipped[name]))):
@@ -93,8 +84,9 @@ def main() -> int:
                         "centred on reports": ecg @ (text - centre).T}
             row = {}
             for variant, scores in variants.items():
-                auc, per = macro_auc(scores, labels)
-                row[variant] = {"macro_auc": round(auc, 4), "per_class": {names[j]: round(a, 4) for j, a in per.items()}}
+                auc = multilabel_auc(scores, labels, names)  # classes without both outcomes are left out
+                row[variant] = {"macro_auc": round(auc["roc_auc"], 4),
+                                "per_class": {k: round(v, 4) for k, v in auc["per_class"].items() if v is not None}}
             results.setdefault(name, {})[prompts_name] = row
             lines.append(f"| {name} | {prompts_name} | " + " | ".join(f"{row[v]['macro_auc']:.3f}" for v in variants) + " |")
     print("\n".join(lines))

@@ -110,13 +110,13 @@ def _gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensor, 0
-    if not tensor.is_floating_point():
+    if tensor.is_floating_point():
+        from torch.distributed.nn.functional import all_gather
+
+        gathered = all_gather(tensor.contiguous())
+    else:  # integer tensors (report keys) carry no gradient
         gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
         dist.all_gather(gathered, tensor.contiguous())
-        return torch.cat(gathered, dim=0), dist.get_rank() * tensor.shape[0]
-    from torch.distributed.nn.functional import all_gather
-
-    gathered = all_gather(tensor.contiguous())
     return torch.cat(gathered, dim=0), dist.get_rank() * tensor.shape[0]
 
 

@@ -124,7 +124,6 @@ def test_sigmoid_loss_matches_reference():
     assert sigmoid_contrastive_loss(ecg_emb, txt_emb, scale, bias).item() == pytest.approx(reference, rel=1e-5)
 
 
-
 def test_sigmoid_loss_counts_identical_reports_as_positives():
     g = torch.Generator().manual_seed(0)
     ecg_emb = F.normalize(torch.randn(4, 8, generator=g), dim=-1)
