@@ -100,6 +100,7 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
     import torch
 
     from cgdmer_hf import CGDMERForPreTraining, CGDMERProcessor
+    from cgdmer_hf.evaluation import fit_zero_shot_centre
     from cgdmer_hf.feature_extraction_cgdmer import CGDMERFeatureExtractor
     from cgdmer_hf.hub import save_model_dir
     from cgdmer_hf.reports import load_default_tokenizer
@@ -124,6 +125,7 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
         torch.manual_seed(args.pretrain_seed)
         model = CGDMERForPreTraining(config)
         processor = CGDMERProcessor(CGDMERFeatureExtractor(), tokenizer)
+        fit_zero_shot_centre(model, tokenizer, data["super"]["train"]["report"])  # as pretrain() does
         save_model_dir(out, model, processor)
         return out, {"pretrained": False, "steps": 0, "seconds": 0.0, "ecg_design": ecg_design(config)}
     if resume:
@@ -528,8 +530,13 @@ def ship_calibration(row: dict[str, Any], target: Path) -> str:
     text = (f"\n\n**Calibrated zero-shot probabilities.** The pipeline's scores are calibrated by default: a Platt "
             f"fit `sigmoid(scale * logit + bias)` on PTB-XL fold 9 only ({len(calibration['per_label'])} label "
             "texts with their own pair, one shared pair for any other label), stored as `zero_shot_calibration` in "
-            "`config.json`; `calibrated=False` gives the raw SigLIP probabilities, and every result says which "
-            "(`\"calibrated\"`).")
+            "`config.json`; `calibrated=False` gives the uncalibrated `sigmoid(logit)`, and every result says which "
+            "(`\"calibrated\"`). A label the model ranks backwards on fold 9 gets scale 0: a constant probability "
+            "(its fold-9 rate).")
+    if config.get("zero_shot_centre") is not None:
+        text += (" The logits are centred: `config.json` holds `zero_shot_centre`, the mean shared embedding of the "
+                 "pretraining reports (folds 1-8), and a label's logit is that of `label - centre`, so an ECG's "
+                 "likeness to the average report does not raise all its labels at once.")
     if "ece_calibrated" in summary:
         reliability_figure(summary, target / "zero_shot_reliability.png", "PTB-XL fold 10 super, plain names")
         text += (" On fold 10 super with the plain class names and this calibration the expected calibration "
@@ -614,11 +621,30 @@ def reevaluate_zero_shot(results: dict[str, Any], name: str, data: dict[str, Any
     print(f"\n=== row {name}: re-evaluating {'retrieval' if retrieval_only else 'zero-shot'}", flush=True)
     start, features, model_dir = time.perf_counter(), FeatureCache(), Path(row["model_dir"])
     if not retrieval_only:
+        add_zero_shot_centre(model_dir, data)
         kept = [r for r in row["evaluation"] if r["task"] != "zero-shot"]
         zero_shot, row["zero_shot_calibration"] = zero_shot_rows(model_dir, data, args, features)
         row["evaluation"] = zero_shot + kept
         row["zero_shot_seconds"] = round(time.perf_counter() - start, 1)
     row["retrieval"] = retrieval_rows(model_dir, data, features)
+
+
+def add_zero_shot_centre(model_dir: Path, data: dict[str, Any]) -> None:
+    """Give a model folder saved before `zero_shot_centre` existed the centre `pretrain` now fits (its training
+    reports, folds 1-8), written into its `config.json` (weights untouched); a folder with a centre is left as it is."""
+    from transformers import AutoTokenizer
+
+    from cgdmer_hf import CGDMERConfig
+    from cgdmer_hf.evaluation import fit_zero_shot_centre, load_model
+
+    if CGDMERConfig.from_pretrained(model_dir).zero_shot_centre is not None:
+        return
+    centre = fit_zero_shot_centre(load_model(str(model_dir)), AutoTokenizer.from_pretrained(str(model_dir)),
+                                  data["super"]["train"]["report"])
+    saved = json.loads((model_dir / "config.json").read_text())
+    saved["zero_shot_centre"] = centre
+    (model_dir / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
+    print(f"{model_dir}: zero_shot_centre fitted on {len(data['super']['train'])} training reports", flush=True)
 
 
 def write_results(results: dict[str, Any], results_dir: Path, ran: Sequence[str] = ()) -> None:

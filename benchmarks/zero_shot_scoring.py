@@ -8,7 +8,8 @@ class names and of the shipped prompt ensembles, scored three ways:
 - `centred on labels`: each ECG's logits minus their mean over the candidate labels of the query (a per-ECG
   offset removed; the ranking of the labels within an ECG is unchanged);
 - `centred on reports`: the label embeddings minus the mean shared embedding of the training reports (folds 1-8),
-  a fixed direction that does not depend on the candidate labels.
+  a fixed direction that does not depend on the candidate labels: what `config.zero_shot_centre` holds
+  (`cgdmer_hf.evaluation.fit_zero_shot_centre`, fitted by `pretrain`) and the model's zero-shot logits subtract.
 Prints a table and writes `benchmarks/results/zero_shot_scoring.json`. Skips with a message when the data is
 absent.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +26,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 DATA_SETS = ("super", "sub", "form", "rhythm", "cpsc2018")
-
-
-def report_centre(model, tokenizer, reports: list[str]) -> np.ndarray:
-    """Mean shared embedding of the reports (each report once per record, empty ones left out)."""
-    from cgdmer_hf.evaluation.zero_shot import label_embeddings
-    from cgdmer_hf.reports import clean_report
-
-    def usable(text: str) -> bool:
-        try:
-            return bool(clean_report(text))
-        except ValueError:
-            return False
-
-    counts = Counter(r for r in reports if usable(r))
-    distinct = list(counts)
-    chunks = [label_embeddings(model, tokenizer, {str(i): [r] for i, r in enumerate(distinct[k:k + 256])})
-              .float().numpy() for k in range(0, len(distinct), 256)]
-    weights = np.array([counts[r] for r in distinct], dtype=np.float64)
-    return (np.concatenate(chunks) * weights[:, None]).sum(0) / weights.sum()
 
 
 def main() -> int:
@@ -60,6 +41,7 @@ def main() -> int:
     from transformers import AutoTokenizer
 
     from cgdmer_hf.data import label_names
+    from cgdmer_hf.evaluation import fit_zero_shot_centre
     from cgdmer_hf.evaluation.embeddings import column, compute_embeddings, load_model
     from cgdmer_hf.evaluation.metrics import _auc_functions
     from cgdmer_hf.evaluation.zero_shot import label_embeddings
@@ -67,7 +49,7 @@ def main() -> int:
 
     data = ptbxl_mini.load_data(args.data, None)
     model, tokenizer = load_model(str(args.model)), AutoTokenizer.from_pretrained(str(args.model))
-    centre = report_centre(model, tokenizer, list(data["super"]["train"]["report"]))
+    centre = np.asarray(fit_zero_shot_centre(model, tokenizer, data["super"]["train"]["report"]))
     multilabel_auc = _auc_functions()[1]
     shipped = label_set_prompts()
     results, lines = {}, ["| data set | prompts | raw | centred on labels | centred on reports |", "|---|---|---|---|---|"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Optional
 
 import torch
@@ -72,6 +73,20 @@ def with_legacy_defaults(config_dict: dict[str, Any]) -> dict[str, Any]:
     if model_type not in (None, ECG_MODEL_TYPE):
         return config_dict
     return {**LEGACY_DEFAULTS, **config_dict}
+
+
+def checked_centre(centre: Any, projection_dim: int) -> Optional[list[float]]:
+    """`zero_shot_centre` as a list of `projection_dim` finite floats (or `None`); anything else is refused."""
+    if centre is None:
+        return None
+    try:
+        values = [float(v) for v in centre]
+    except (TypeError, ValueError):
+        raise ValueError(f"zero_shot_centre must be a list of {projection_dim} numbers, got {type(centre).__name__}")
+    if len(values) != projection_dim or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"zero_shot_centre must hold {projection_dim} finite numbers (projection_dim), got "
+                         f"{len(values)}" + ("" if len(values) != projection_dim else " with a NaN or infinity"))
+    return values
 
 
 class CGDMEREcgConfig(PretrainedConfig):
@@ -350,8 +365,14 @@ class CGDMERConfig(PretrainedConfig):
         zero_shot_calibration (`dict`, *optional*): a Platt calibration of the zero-shot probabilities, fitted on
             a validation split (`cgdmer_hf.evaluation.calibrate_zero_shot`): `{"method": "platt", "scale": a,
             "bias": b, "per_label": {label key: [a, b]}, "fitted_on": {...}}`. A label's score becomes
-            `sigmoid(a * logit + b)` with its own pair when its text (`CGDMERModel.zero_shot_label_key`) has one,
-            else the shared pair; `None` (default) leaves the raw `sigmoid(logit)`.
+            `sigmoid(a * logit + b)` (`a >= 0`) with its own pair when its text (`CGDMERModel.zero_shot_label_key`)
+            has one, else the shared pair; `None` (default) leaves the raw `sigmoid(logit)`.
+        zero_shot_centre (`list[float]`, *optional*): the mean shared embedding of the pretraining reports (each
+            L2-normalised), `projection_dim` numbers; `cgdmer_hf.training.pretrain` sets it at the end of
+            pretraining (`cgdmer_hf.evaluation.fit_zero_shot_centre`). When set, a zero-shot logit is
+            `exp(logit_scale) * ecg . (label - centre) + logit_bias`: an ECG's likeness to the average report (a
+            normal ECG resembles every report) no longer raises all its labels at once. `None`: the plain SigLIP
+            logit.
 
     Attention: `attn_implementation="sdpa"` (default) or `"eager"` (the one that returns attention weights), the
     same for every encoder.
@@ -386,6 +407,7 @@ class CGDMERConfig(PretrainedConfig):
         freeze_backbone: bool = False,
         tie_word_embeddings: bool = False,
         zero_shot_calibration: Optional[dict] = None,
+        zero_shot_centre: Optional[list[float]] = None,
         **kwargs: Any,
     ):
         if isinstance(ecg_config, CGDMEREcgConfig):
@@ -412,6 +434,7 @@ class CGDMERConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.freeze_backbone = freeze_backbone
         self.zero_shot_calibration = zero_shot_calibration
+        self.zero_shot_centre = checked_centre(zero_shot_centre, projection_dim)
         kwargs.setdefault("problem_type", "multi_label_classification")
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
         if shared_hidden_size % self.shared_num_attention_heads:

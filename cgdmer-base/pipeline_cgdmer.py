@@ -7,6 +7,8 @@
 
 Scores are independent probabilities `sigmoid(exp(t) * cos(ecg, label) + b)` (the SigLIP head the model was
 trained with), so several labels can be likely at once (multi-label diagnosis); they do not sum to one. When the
+model's config holds a `zero_shot_centre` (the mean embedding of its pretraining reports, set by `pretrain`), the
+logit is that of `label - centre`: an ECG's likeness to the average report no longer raises all its labels. When the
 model's config holds a `zero_shot_calibration` (fitted on a validation split), the scores are its calibrated
 probabilities `sigmoid(scale * logit + bias)` by default (`calibrated=False` gives the raw ones); every result says
 which (`"calibrated"`). A label none of whose words the report tokenizer learned from the pretraining reports is
@@ -282,11 +284,13 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
 
     Each candidate label is embedded with the report encoder (a prompt ensemble averages the normalised embeddings
     of the label's descriptions, then normalises again); each ECG is embedded with the ECG encoder; a label's score
-    is `sigmoid(model.similarity_logits(ecg, label))`, an independent probability per label, calibrated by default
-    when the model's config holds a `zero_shot_calibration` (a label whose text was calibrated gets its own scale and
-    bias, any other label the shared pair). The model computes all three (`CGDMERModel.zero_shot_label_embeddings`,
-    `zero_shot_ecg_embeddings`, `zero_shot_scores`). A label with no word the report tokenizer learned from the
-    pretraining reports (`unseen_labels`) is scored with a warning naming it, once per call.
+    is `sigmoid(model.zero_shot_logits(ecg, label))` (the SigLIP logit, less the ECG's similarity to the average
+    pretraining report when the config holds a `zero_shot_centre`), an independent probability per label,
+    calibrated by default when the model's config holds a `zero_shot_calibration` (a label whose text was
+    calibrated gets its own scale and bias, any other label the shared pair). The model computes all three
+    (`CGDMERModel.zero_shot_label_embeddings`, `zero_shot_ecg_embeddings`, `zero_shot_scores`). A label with no
+    word the report tokenizer learned from the pretraining reports (`unseen_labels`) is scored with a warning
+    naming it, once per call; so is a label whose calibration has scale 0 (a constant calibrated score).
 
     Retrieval: `retrieve_reports(ecgs, reports)` ranks report texts for each ECG, `retrieve_ecgs(reports, ecgs)`
     ECGs for each report, by cosine similarity of the shared embeddings (`CGDMERModel.retrieve`).
@@ -321,7 +325,7 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
                 even for one lead (a string is refused).
             top_k (`int`, *optional*): keep the `top_k` best labels (all of them when there are fewer).
             calibrated (`bool`, defaults to `True`): apply the model's `zero_shot_calibration` when it has one;
-                `False` gives the raw `sigmoid(logit)`.
+                `False` gives the raw `sigmoid(logit)` (of the centred logit when the model has a centre).
 
         Returns:
             For one ECG, a list of `{"label": str, "score": float, "calibrated": bool}` sorted by decreasing score
@@ -377,6 +381,9 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
         for label in unseen_labels(prompts, self.tokenizer):
             logger.warning(f"Label {label!r} has no word the report tokenizer learned from the pretraining reports; "
                            "its score is unreliable")
+        for j in self.model.base_model.zero_shot_constant_labels([d for _, d in prompts]):
+            logger.warning(f"Label {prompts[j][0]!r}: its calibrated score is the same for every ECG (the model "
+                           "ranked it backwards on the validation split the calibration was fitted on)")
         self._label_cache[prompts] = self.model.base_model.zero_shot_label_embeddings(prompts, self.tokenizer)
         return self._label_cache[prompts]
 

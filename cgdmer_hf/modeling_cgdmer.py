@@ -3,6 +3,7 @@ modality-shared / modality-specific representations aligned with a sigmoid (SigL
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import re
 import unicodedata
@@ -1067,10 +1068,18 @@ class CGDMERModel(CGDMERPreTrainedModel):
         labels = torch.stack([chunk.mean(0) for chunk in embeds.split([len(d) for _, d in items])])
         return F.normalize(labels, dim=-1)
 
-    def zero_shot_logits(self, ecg_embeds: torch.Tensor, label_embeds: torch.Tensor) -> torch.Tensor:
-        """`similarity_logits(ecg, label)` in float32, `(n_ecg, n_labels)`: what the zero-shot scores are the
-        sigmoid of (and what a calibration rescales)."""
-        return self.similarity_logits(ecg_embeds, label_embeds.to(ecg_embeds.device)).float()
+    def zero_shot_logits(self, ecg_embeds: torch.Tensor, label_embeds: torch.Tensor, centred: bool = True
+                         ) -> torch.Tensor:
+        """The zero-shot logits in float32, `(n_ecg, n_labels)`: what the zero-shot scores are the sigmoid of (and
+        what a calibration rescales). `similarity_logits(ecg, label)`, less `exp(logit_scale) * ecg . centre` when
+        the config holds a `zero_shot_centre` and `centred` (the logit of `label - centre`): each ECG's similarity
+        to the average pretraining report is taken out of all its labels alike."""
+        logits = self.similarity_logits(ecg_embeds, label_embeds.to(ecg_embeds.device)).float()
+        centre = self.config.zero_shot_centre
+        if not centred or centre is None:
+            return logits
+        centre = torch.tensor(centre, dtype=torch.float32, device=ecg_embeds.device)
+        return logits - self.logit_scale.float().exp() * (ecg_embeds.float() @ centre)[:, None]
 
     @staticmethod
     def zero_shot_label_key(descriptions: str | Sequence[str]) -> str:
@@ -1083,6 +1092,17 @@ class CGDMERModel(CGDMERPreTrainedModel):
     def zero_shot_calibrated(self, calibrated: bool = True) -> bool:
         """Whether `zero_shot_scores(..., calibrated=calibrated)` applies a calibration (the config has one)."""
         return bool(calibrated) and self.config.zero_shot_calibration is not None
+
+    def zero_shot_constant_labels(self, label_texts: Sequence[str | Sequence[str]]) -> list[int]:
+        """Indices of the labels (by their description(s)) whose calibration pair has scale 0: calibrated, they
+        score the same for every ECG (the model ranked them backwards on the validation split of the fit)."""
+        calibration = self.config.zero_shot_calibration
+        if calibration is None:
+            return []
+        per_label = calibration.get("per_label") or {}
+        shared = [float(calibration["scale"]), float(calibration["bias"])]
+        return [j for j, texts in enumerate(label_texts)
+                if float(per_label.get(self.zero_shot_label_key(texts), shared)[0]) == 0.0]
 
     @classmethod
     def apply_zero_shot_calibration(cls, logits: torch.Tensor, calibration: dict,
@@ -1108,7 +1128,7 @@ class CGDMERModel(CGDMERPreTrainedModel):
         (`zero_shot_ecg_embeddings`, `zero_shot_label_embeddings`): `sigmoid(zero_shot_logits(ecg, label))`, or,
         when the config holds a `zero_shot_calibration` and `calibrated`, its calibrated probabilities
         (`apply_zero_shot_calibration`; `label_texts`, the description(s) of each label, select per-label
-        calibrations)."""
+        calibrations). A calibration is fitted on these logits, centred when the config holds a centre."""
         logits = self.zero_shot_logits(ecg_embeds, label_embeds)
         if not self.zero_shot_calibrated(calibrated):
             return torch.sigmoid(logits)
@@ -1130,6 +1150,20 @@ class CGDMERModel(CGDMERPreTrainedModel):
             chunks.append(F.normalize(self._projected(self.get_text_features(
                 tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device))).float(), dim=-1))
         return torch.cat(chunks) if chunks else torch.zeros(0, self.config.projection_dim)
+
+    @torch.no_grad()
+    def fit_zero_shot_centre(self, reports: Sequence[str], tokenizer, batch_size: int = 64) -> list[float]:
+        """Set `config.zero_shot_centre` to the mean normalised shared embedding of `reports` (texts cleaned as the
+        pretraining reports were, each counted as often as it occurs) and return it. Fit it on pretraining reports,
+        never on test text, and fit any zero-shot calibration after it."""
+        counts = collections.Counter(r for r in reports if r)
+        if not counts:
+            raise ValueError("fit_zero_shot_centre needs at least one report with text")
+        texts = list(counts)
+        embeds = self.zero_shot_report_embeddings(texts, tokenizer, batch_size).double()
+        weights = torch.tensor([counts[t] for t in texts], dtype=torch.float64, device=embeds.device)
+        self.config.zero_shot_centre = ((weights @ embeds) / weights.sum()).tolist()
+        return self.config.zero_shot_centre
 
     @staticmethod
     def retrieve(query_embeds: torch.Tensor, candidate_embeds: torch.Tensor, top_k: int = 10

@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from transformers import PreTrainedTokenizerFast
 
@@ -62,6 +63,16 @@ def clean_report(text: str, english: bool = True) -> str:
     if not cleaned:
         raise ValueError(f"Empty report: {text!r} has no text left after cleaning")
     return translate_report(cleaned) if english else cleaned
+
+
+def clean_report_or_empty(text: Any) -> str:
+    """`clean_report(str(text))`, or `""` for a missing report (`None`) or one with no text left after cleaning."""
+    if text is None:
+        return ""
+    try:
+        return clean_report(str(text))
+    except ValueError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -263,6 +274,6 @@ def load_default_tokenizer() -> PreTrainedTokenizerFast:
 
 
 __all__ = [
-    "SPECIAL_TOKENS", "PHRASE_TABLE_PATH", "clean_report", "translate_report", "translation_coverage",
+    "SPECIAL_TOKENS", "PHRASE_TABLE_PATH", "clean_report", "clean_report_or_empty", "translate_report", "translation_coverage",
     "report_words", "load_phrase_table", "train_report_tokenizer", "load_default_tokenizer",
 ]

@@ -49,6 +49,16 @@ def test_platt_recovers_known_scale_and_bias():
     assert E.expected_calibration_error(calibrated, labels) < 0.02
 
 
+def test_platt_never_reverses_the_ranking():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, size=(5000, 1))
+    labels = (rng.random(logits.shape) < 1 / (1 + np.exp(0.5 * logits + 1.0))).astype(float)  # ranked backwards
+    scale, bias = E.fit_zero_shot_calibration(logits, labels, ["conduction disturbance"])["per_label"][
+        "conduction disturbance"]
+    assert scale == 0.0  # a constant probability: the validation rate of the label
+    assert 1 / (1 + np.exp(-bias)) == pytest.approx(labels.mean(), abs=0.01)
+
+
 def test_per_text_keys_pool_blocks_and_need_enough_examples():
     rng = np.random.default_rng(1)
     a = rng.normal(size=(60, 2))
@@ -94,6 +104,51 @@ def test_model_scores_raw_without_calibration_and_calibrated_with_it():
     assert torch.equal(model.zero_shot_scores(ecg, text, calibrated=False), raw)
     with pytest.raises(ValueError, match="label_texts has 1 entries for 2 labels"):
         model.zero_shot_scores(ecg, text, ["one"])
+
+
+def test_centred_logits_are_the_logits_of_label_minus_centre():
+    torch.manual_seed(0)
+    model = CGDMERModel(CGDMERConfig.from_preset("tiny")).eval()
+    dim = model.config.projection_dim
+    ecg = torch.nn.functional.normalize(torch.randn(3, dim), dim=-1)
+    text = torch.nn.functional.normalize(torch.randn(2, dim), dim=-1)
+    raw = model.similarity_logits(ecg, text).float()
+    assert torch.equal(model.zero_shot_logits(ecg, text), raw)  # no centre: plain SigLIP
+    centre = 0.5 * torch.nn.functional.normalize(torch.randn(dim), dim=-1)
+    model.config.zero_shot_centre = centre.tolist()
+    expected = ecg @ (text - centre).t() * model.logit_scale.exp() + model.logit_bias
+    torch.testing.assert_close(model.zero_shot_logits(ecg, text), expected)
+    assert torch.equal(model.zero_shot_logits(ecg, text, centred=False), raw)
+    # the same amount comes off every label of an ECG: the ranking of its labels is unchanged
+    torch.testing.assert_close((raw - model.zero_shot_logits(ecg, text)).diff(dim=1), torch.zeros(3, 1))
+
+
+def test_zero_shot_centre_config_round_trip_and_errors(tmp_path):
+    config = CGDMERConfig.from_preset("tiny")
+    config.zero_shot_centre = [0.25] * config.projection_dim
+    config.save_pretrained(tmp_path)
+    assert CGDMERConfig.from_pretrained(tmp_path).zero_shot_centre == [0.25] * config.projection_dim
+    assert CGDMERConfig.from_preset("tiny").zero_shot_centre is None
+    with pytest.raises(ValueError, match=f"must hold {config.projection_dim} finite numbers.*got 3"):
+        CGDMERConfig.from_preset("tiny", zero_shot_centre=[0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        CGDMERConfig.from_preset("tiny", zero_shot_centre=[float("nan")] * config.projection_dim)
+    with pytest.raises(ValueError, match="list of .* numbers, got str"):
+        CGDMERConfig.from_preset("tiny", zero_shot_centre="mean")
+
+
+def test_fit_zero_shot_centre_weights_repeated_reports_and_skips_empty_ones():
+    torch.manual_seed(0)
+    tokenizer = load_default_tokenizer()
+    model = CGDMERModel(CGDMERConfig.from_preset("tiny", text_config=dict(vocab_size=len(tokenizer)))).eval()
+    reports = ["Sinusrhythmus Normales EKG", "sinus rhythm normal ecg", "Left bundle branch block", None, "  "]
+    centre = E.fit_zero_shot_centre(model, tokenizer, reports)
+    assert model.config.zero_shot_centre == centre
+    embeds = model.zero_shot_report_embeddings(["sinus rhythm normal ecg", "left bundle branch block"], tokenizer)
+    # the German report cleans to the English one: it counts twice
+    np.testing.assert_allclose(centre, ((2 * embeds[0] + embeds[1]) / 3).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="at least one report with text"):
+        E.fit_zero_shot_centre(model, tokenizer, [None, ""])
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
@@ -143,6 +198,24 @@ def test_unknown_word_label_warns_naming_it(tiny_zero_shot_model_dir, caplog, on
     assert len(warnings) == 1 and "its score is unreliable" in warnings[0]
     assert not any(label in r.getMessage() for r in caplog.records for label in known)
     assert len(out) == 2  # still scored
+
+
+def test_label_with_a_zero_scale_calibration_warns_and_scores_a_constant(tiny_zero_shot_model_dir, tmp_path, caplog,
+                                                                         one_thread):
+    path = tmp_path / "model"
+    shutil.copytree(tiny_zero_shot_model_dir, path)
+    config = CGDMERConfig.from_pretrained(path)
+    config.zero_shot_calibration = {**CALIBRATION, "per_label": {"conduction disturbance": [0.0, -1.5]}}
+    config.save_pretrained(path)
+    pipe = pipeline("zero-shot-ecg-classification", model=str(path))
+    with caplog.at_level(logging.WARNING):
+        out = pipe([sample_record_path(3), sample_record_path(2)],
+                   candidate_labels=["conduction disturbance", "normal ecg"], batch_size=2)
+    warnings = [r.getMessage() for r in caplog.records if "same for every ECG" in r.getMessage()]
+    assert len(warnings) == 1 and "'conduction disturbance'" in warnings[0]
+    constant = [{d["label"]: d["score"] for d in o}["conduction disturbance"] for o in out]
+    assert constant == pytest.approx([1 / (1 + np.exp(1.5))] * 2)
+    assert pipe.model.zero_shot_constant_labels([("normal ecg",), ("conduction disturbance",)]) == [1]
 
 
 # ------------------------------------------------------------------------------------------------ retrieval

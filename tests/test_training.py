@@ -218,6 +218,19 @@ def test_output_folder_is_a_complete_model(trained, splits):
     assert {s["label"] for s in scores} == {"normal ecg", "mi"} and all(0 < s["score"] < 1 for s in scores)
 
 
+def test_saved_model_holds_the_zero_shot_centre_of_its_training_reports(trained, splits, tokenizer):
+    from cgdmer_hf import CGDMERModel
+    from cgdmer_hf.evaluation import fit_zero_shot_centre
+
+    trainer, out = trained
+    saved = CGDMERModel.from_pretrained(out)
+    centre = saved.config.zero_shot_centre
+    assert len(centre) == saved.config.projection_dim
+    again = fit_zero_shot_centre(saved, tokenizer, splits[0]["report"])  # the same reports, the saved weights
+    np.testing.assert_allclose(again, centre, atol=1e-6)
+    assert 0.1 < np.linalg.norm(centre) <= 1.0  # a mean of unit vectors, not one report nor zero
+
+
 class _Interrupt(Exception):
     pass
 

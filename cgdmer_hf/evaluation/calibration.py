@@ -11,13 +11,15 @@ that has enough positives and negatives, and one shared pair fitted on every pai
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from ..modeling_cgdmer import CGDMERModel
+from ..data import eval_mode
 from .embeddings import FeatureCache, column
+from ..reports import clean_report_or_empty
 from .zero_shot import align_prompts, label_embeddings, label_keys, zero_shot_logits
 
 DEFAULT_BINS = 15
@@ -63,7 +65,9 @@ def brier_score(probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """`(scale, bias)` minimising the log loss of `sigmoid(scale * logit + bias)` (L-BFGS, tiny L2 on scale-1)."""
+    """`(scale, bias)` minimising the log loss of `sigmoid(scale * logit + bias)` (L-BFGS, tiny L2 on scale-1),
+    with `scale >= 0`: a calibration never reverses the model's ranking. A label the model ranks backwards on the
+    validation split gets scale 0, a constant probability near its validation rate (the model knows nothing of it)."""
     from scipy.optimize import minimize
 
     z, y = logits.astype(np.float64), labels.astype(np.float64)
@@ -78,7 +82,7 @@ def _platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
         reg = 1e-4 * (a - 1.0) ** 2
         return value.mean() + reg, np.array([(g * z).mean() + 2e-4 * (a - 1.0), g.mean()])
 
-    result = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    result = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B", bounds=[(0.0, None), (None, None)])
     return float(result.x[0]), float(result.x[1])
 
 
@@ -154,6 +158,16 @@ def calibrate_zero_shot(model, tokenizer, sets: Sequence[tuple[Any, Sequence[str
     return fit_zero_shot_calibration(*map(list, zip(*blocks, strict=True)), min_examples=min_examples)
 
 
+def fit_zero_shot_centre(model, tokenizer, reports: Iterable[Optional[str]], batch_size: int = 64) -> list[float]:
+    """Set `model.config.zero_shot_centre` to the mean normalised shared embedding of `reports` (raw texts,
+    cleaned with `clean_report`; repeated ones count as often as they occur, empty ones are left out) and return it
+    (`CGDMERModel.fit_zero_shot_centre`). Fit it on the pretraining reports, never on test text; any Platt
+    calibration must be fitted after it."""
+    core = model.base_model
+    with eval_mode(core):
+        return core.fit_zero_shot_centre([clean_report_or_empty(r) for r in reports], tokenizer, batch_size)
+
+
 def reliability_figure(summary: Mapping[str, Any], path: Union[str, Path], title: Optional[str] = None) -> Path:
     """The reliability diagram of a `calibration_summary`: raw and, when measured, calibrated, with their ECE."""
     curves = {f"raw (ECE {summary['ece']:.3f})": summary["reliability"]}
@@ -192,5 +206,6 @@ def plot_reliability(curves: dict[str, dict[str, list[float]]], path: Union[str,
 
 
 __all__ = ["DEFAULT_BINS", "MIN_CLASS_EXAMPLES", "apply_calibration", "brier_score", "calibrate_zero_shot",
-           "calibration_summary", "expected_calibration_error", "fit_zero_shot_calibration", "plot_reliability",
+           "calibration_summary", "expected_calibration_error", "fit_zero_shot_calibration", "fit_zero_shot_centre",
+           "plot_reliability",
            "reliability", "reliability_figure"]

@@ -27,14 +27,9 @@ def _is_iterable(dataset: Any) -> bool:
 
 def _clean_report(text: Any) -> str:
     """`clean_report(text)`, or `""` for a missing report or one with no text left after cleaning."""
-    from ..reports import clean_report
+    from ..reports import clean_report_or_empty
 
-    if text is None:
-        return ""
-    try:
-        return clean_report(str(text))
-    except ValueError:
-        return ""
+    return clean_report_or_empty(text)
 
 
 

@@ -13,7 +13,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from ..configuration_cgdmer import CGDMERConfig
-from ..data import ECG_INPUT_NAMES
+from ..data import ECG_INPUT_NAMES, eval_mode
 from ..modeling_cgdmer import CGDMERForPreTraining
 from ..processing_cgdmer import CGDMERProcessor
 from .checkpoints import VerifiedCheckpoint, _set_aside_checkpoints, check_output_dir, resolve_checkpoint
@@ -22,6 +22,7 @@ from .trainer import CGDMERPretrainer, ZeroShotEvaluation
 
 logger = logging.getLogger("cgdmer_hf.training")
 
+CENTRE_REPORTS = 50_000  # training reports averaged into the zero-shot centre (a streaming data set: its first ones)
 _SHARED_TOKENIZER_DIR = ".report-tokenizer"  # written for the other processes of a multi-process run, then removed
 
 
@@ -204,6 +205,7 @@ def pretrain(
     mlm_probability: Optional[float] = None,
     zero_shot_prompts: Union[None, str, Mapping[str, Sequence[str]]] = None,
     callbacks: Optional[list[TrainerCallback]] = None,
+    zero_shot_centre: bool = True,
 ) -> CGDMERPretrainer:
     """Pretrain CG-DMER with `transformers.Trainer` and save a complete model folder in `output_dir`.
 
@@ -228,6 +230,9 @@ def pretrain(
             evaluation: `"auto"` (the shipped prompt set of its label set), a prompt set name or JSON path, or a
             mapping `{class: [descriptions]}`. `None`: off.
         callbacks: extra `TrainerCallback`s.
+        zero_shot_centre: after training, store the mean shared embedding of the training reports (up to
+            `CENTRE_REPORTS` of them) as `config.zero_shot_centre`, which zero-shot scoring subtracts
+            (`CGDMERModel.fit_zero_shot_centre`). `False`: plain SigLIP logits.
 
     Returns:
         the [`CGDMERPretrainer`] after training (`trainer.state.log_history` holds every logged value).
@@ -319,6 +324,10 @@ def pretrain(
         processing_class=processor, callbacks=callbacks, zero_shot=zero_shot,
     )
     trainer.train(resume_from_checkpoint=checkpoint)
+    if zero_shot_centre:
+        core = trainer.model.base_model
+        with eval_mode(core):
+            core.fit_zero_shot_centre([_clean_report(r) for r in _reports(train_dataset, CENTRE_REPORTS)], tokenizer)
     save_pretrained_model(trainer, output_dir)
     if trainer.is_world_process_zero():
         trainer.save_state()
