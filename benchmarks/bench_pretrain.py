@@ -8,6 +8,7 @@ steps and times the last `--steps`.
     python benchmarks/bench_pretrain.py --presets small base     # GPU: bf16 by default, MFU against the bf16 peak
     python benchmarks/bench_pretrain.py --designs default v0.1   # the divided-attention design against v0.1
     python benchmarks/bench_pretrain.py --profile --threads 2    # where the step's time goes, fp32 and bf16
+    python benchmarks/bench_pretrain.py --compile --threads 2    # eager against torch.compile, fp32 and bf16
 
 On a shared CPU, other processes' threads can slow OpenMP down many times over (the 1-minute load average is
 saved with the result); `--threads 1 2` measures both settings.
@@ -27,6 +28,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import time
 from pathlib import Path
 
@@ -276,6 +278,53 @@ def profile_step(preset: str, batch_size: int, steps: int, rounds: int, design: 
             **table}
 
 
+def compile_comparison(preset: str, batch_size: int, steps: int, rounds: int, design: str = "default") -> dict:
+    """ms per model step (forward with the loss, backward, AdamW; one fixed collated batch), eager and
+    `torch.compile`d, fp32 and bf16 autocast, interleaved over `rounds`; the compile time (with the first step)
+    measured separately, from an empty inductor cache (what a first run pays; later runs reuse the cache)."""
+    import tempfile
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-inductor-")
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer, collator, train = build(preset, batch_size, steps, False, True, tmp, 0, design)
+    model = trainer.model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = collator.mask_reports(collator([train[i] for i in range(batch_size)]))
+    compiled = torch.compile(model)
+    device = next(model.parameters()).device.type
+
+    def step(module, dtype: str) -> None:
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            loss = module(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    compile_s = {}
+    for dtype in ("fp32", "bf16"):
+        start = time.perf_counter()
+        step(compiled, dtype)  # compiles the graph of this dtype
+        compile_s[dtype] = round(time.perf_counter() - start, 1)
+        step(compiled, dtype)
+        step(model, dtype)
+    ms: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for name, module in (("eager", model), ("compiled", compiled)):
+            for dtype in ("fp32", "bf16"):
+                start = time.perf_counter()
+                for _ in range(steps):
+                    step(module, dtype)
+                ms.setdefault(f"{name} {dtype}", []).append(round((time.perf_counter() - start) * 1000 / steps, 1))
+    median = {k: sorted(v)[len(v) // 2] for k, v in ms.items()}
+    shutil.rmtree(os.environ.pop("TORCHINDUCTOR_CACHE_DIR"), ignore_errors=True)
+    return {"preset": preset, "design": design, "batch_size": batch_size, "steps_per_round": steps, "rounds": rounds,
+            "threads": torch.get_num_threads(), "device": device, "load_average_1min": round(os.getloadavg()[0], 2),
+            "compile_and_first_step_s": compile_s, "ms_per_step": ms, "median_ms_per_step": median,
+            "bf16_gain_eager": round(median["eager fp32"] / median["eager bf16"], 3),
+            "bf16_gain_compiled": round(median["compiled fp32"] / median["compiled bf16"], 3),
+            "compiled_bf16_over_eager_fp32": round(median["eager fp32"] / median["compiled bf16"], 3)}
+
+
 def print_profile(result: dict) -> None:
     keys = list(result["fp32"]["parts_ms"])
     print(f"{'part':45s} | {'fp32 ms':>8} | {'share':>6} | {'bf16 ms':>8} | {'share':>6} | {'bf16 gain':>9}")
@@ -305,7 +354,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="CPU: instead of Trainer throughput, the time share of each part of the step, fp32 and "
                              "bf16 autocast interleaved (written under 'profile' in the JSON)")
-    parser.add_argument("--rounds", type=int, default=3, help="--profile: interleaved fp32/bf16 rounds")
+    parser.add_argument("--compile", action="store_true",
+                        help="instead of Trainer throughput, the model step eager against torch.compile, fp32 and "
+                             "bf16 autocast interleaved (written under 'compile' in the JSON)")
+    parser.add_argument("--rounds", type=int, default=3, help="--profile / --compile: interleaved rounds")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
 
@@ -315,6 +367,22 @@ def main() -> None:
 
 
     cuda = torch.cuda.is_available() and not args.cpu
+    if args.compile:
+        if args.threads[0]:
+            torch.set_num_threads(args.threads[0])
+        comparisons = [compile_comparison(p, args.batch_size or 16, args.steps or 5, args.rounds, args.designs[0])
+                       for p in args.presets or ["small"]]
+        for c in comparisons:
+            print(f"{c['preset']}: median ms/step {c['median_ms_per_step']}; bf16 gain eager {c['bf16_gain_eager']}x, "
+                  f"compiled {c['bf16_gain_compiled']}x; compiled bf16 over eager fp32 "
+                  f"{c['compiled_bf16_over_eager_fp32']}x; compile {c['compile_and_first_step_s']} s "
+                  f"(load {c['load_average_1min']})")
+        path = Path(args.output)
+        result = json.loads(path.read_text()) if path.exists() else {"benchmark": "pretrain"}
+        result["compile"] = comparisons
+        path.write_text(json.dumps(result, indent=2))
+        print(f"Wrote {args.output} (compile)")
+        return
     if args.profile:
         if args.threads[0]:
             torch.set_num_threads(args.threads[0])
