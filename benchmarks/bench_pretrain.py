@@ -355,8 +355,8 @@ def main() -> None:
                         help="CPU: instead of Trainer throughput, the time share of each part of the step, fp32 and "
                              "bf16 autocast interleaved (written under 'profile' in the JSON)")
     parser.add_argument("--compile", action="store_true",
-                        help="instead of Trainer throughput, the model step eager against torch.compile, fp32 and "
-                             "bf16 autocast interleaved (written under 'compile' in the JSON)")
+                        help="CPU: instead of Trainer throughput, the model step eager against torch.compile, fp32 "
+                             "and bf16 autocast interleaved (written under 'compile' in the JSON)")
     parser.add_argument("--rounds", type=int, default=3, help="--profile / --compile: interleaved rounds")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()

@@ -125,7 +125,7 @@ def pretrain_row(name: str, spec: dict[str, Any], preset: str, data: dict[str, A
         torch.manual_seed(args.pretrain_seed)
         model = CGDMERForPreTraining(config)
         processor = CGDMERProcessor(CGDMERFeatureExtractor(), tokenizer)
-        fit_zero_shot_centre(model, tokenizer, data["super"]["train"]["report"])  # as pretrain() does
+        fit_zero_shot_centre(model, tokenizer, data["super"]["train"])  # as pretrain() does
         save_model_dir(out, model, processor)
         return out, {"pretrained": False, "steps": 0, "seconds": 0.0, "ecg_design": ecg_design(config)}
     if resume:
@@ -630,21 +630,22 @@ def reevaluate_zero_shot(results: dict[str, Any], name: str, data: dict[str, Any
 
 
 def add_zero_shot_centre(model_dir: Path, data: dict[str, Any]) -> None:
-    """Give a model folder saved before `zero_shot_centre` existed the centre `pretrain` now fits (its training
-    reports, folds 1-8), written into its `config.json` (weights untouched); a folder with a centre is left as it is."""
+    """Give a model folder saved before the zero-shot centre (and its offset) existed the centre `pretrain` now
+    fits on its training split (folds 1-8), written into its `config.json` (weights untouched; a calibration fitted
+    on other logits is dropped, `zero_shot_rows` fits a new one); a folder with both is left as it is."""
     from transformers import AutoTokenizer
 
-    from cgdmer_hf import CGDMERConfig
     from cgdmer_hf.evaluation import fit_zero_shot_centre, load_model
 
-    if CGDMERConfig.from_pretrained(model_dir).zero_shot_centre is not None:
-        return
-    centre = fit_zero_shot_centre(load_model(str(model_dir)), AutoTokenizer.from_pretrained(str(model_dir)),
-                                  data["super"]["train"]["report"])
     saved = json.loads((model_dir / "config.json").read_text())
-    saved["zero_shot_centre"] = centre
+    if saved.get("zero_shot_centre") is not None and "zero_shot_centre_offset" in saved:
+        return
+    model = load_model(str(model_dir))
+    centre = fit_zero_shot_centre(model, AutoTokenizer.from_pretrained(str(model_dir)), data["super"]["train"])
+    saved.update(zero_shot_centre=centre, zero_shot_centre_offset=model.config.zero_shot_centre_offset,
+                 zero_shot_calibration=None)
     (model_dir / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
-    print(f"{model_dir}: zero_shot_centre fitted on {len(data['super']['train'])} training reports", flush=True)
+    print(f"{model_dir}: zero-shot centre fitted on {len(data['super']['train'])} training records", flush=True)
 
 
 def write_results(results: dict[str, Any], results_dir: Path, ran: Sequence[str] = ()) -> None:

@@ -49,7 +49,7 @@ def main() -> int:
 
     data = ptbxl_mini.load_data(args.data, None)
     model, tokenizer = load_model(str(args.model)), AutoTokenizer.from_pretrained(str(args.model))
-    centre = np.asarray(fit_zero_shot_centre(model, tokenizer, data["super"]["train"]["report"]))
+    centre = np.asarray(fit_zero_shot_centre(model, tokenizer, data["super"]["train"]))
     multilabel_auc = _auc_functions()[1]
     shipped = label_set_prompts()
     results, lines = {}, ["| data set | prompts | raw | centred on labels | centred on reports |", "|---|---|---|---|---|"]

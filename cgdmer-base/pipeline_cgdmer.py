@@ -7,8 +7,9 @@
 
 Scores are independent probabilities `sigmoid(exp(t) * cos(ecg, label) + b)` (the SigLIP head the model was
 trained with), so several labels can be likely at once (multi-label diagnosis); they do not sum to one. When the
-model's config holds a `zero_shot_centre` (the mean embedding of its pretraining reports, set by `pretrain`), the
-logit is that of `label - centre`: an ECG's likeness to the average report no longer raises all its labels. When the
+model's config holds a `zero_shot_centre` (the mean embedding of its pretraining reports, set by `pretrain`), each
+ECG's likeness to that average report, relative to the average pretraining ECG's, is taken out of the cosine: it no
+longer raises all the ECG's labels at once (`CGDMERModel.zero_shot_logits`). When the
 model's config holds a `zero_shot_calibration` (fitted on a validation split), the scores are its calibrated
 probabilities `sigmoid(scale * logit + bias)` by default (`calibrated=False` gives the raw ones); every result says
 which (`"calibrated"`). A label none of whose words the report tokenizer learned from the pretraining reports is

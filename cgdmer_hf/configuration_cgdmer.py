@@ -82,7 +82,8 @@ def checked_centre(centre: Any, projection_dim: int) -> Optional[list[float]]:
     try:
         values = [float(v) for v in centre]
     except (TypeError, ValueError):
-        raise ValueError(f"zero_shot_centre must be a list of {projection_dim} numbers, got {type(centre).__name__}")
+        raise ValueError(f"zero_shot_centre must be a flat list of {projection_dim} numbers, got "
+                         f"{type(centre).__name__} {str(centre)[:40]}")
     if len(values) != projection_dim or not all(math.isfinite(v) for v in values):
         raise ValueError(f"zero_shot_centre must hold {projection_dim} finite numbers (projection_dim), got "
                          f"{len(values)}" + ("" if len(values) != projection_dim else " with a NaN or infinity"))
@@ -368,11 +369,12 @@ class CGDMERConfig(PretrainedConfig):
             `sigmoid(a * logit + b)` (`a >= 0`) with its own pair when its text (`CGDMERModel.zero_shot_label_key`)
             has one, else the shared pair; `None` (default) leaves the raw `sigmoid(logit)`.
         zero_shot_centre (`list[float]`, *optional*): the mean shared embedding of the pretraining reports (each
-            L2-normalised), `projection_dim` numbers; `cgdmer_hf.training.pretrain` sets it at the end of
-            pretraining (`cgdmer_hf.evaluation.fit_zero_shot_centre`). When set, a zero-shot logit is
-            `exp(logit_scale) * ecg . (label - centre) + logit_bias`: an ECG's likeness to the average report (a
-            normal ECG resembles every report) no longer raises all its labels at once. `None`: the plain SigLIP
-            logit.
+            L2-normalised), `projection_dim` numbers, set at the end of pretraining (`CGDMERModel.
+            fit_zero_shot_centre`). When set, a zero-shot logit is `exp(logit_scale) * (ecg . label - (ecg . centre -
+            zero_shot_centre_offset)) + logit_bias`: an ECG's likeness to the average report (a normal ECG resembles
+            every report) no longer raises all its labels at once. `None`: the plain SigLIP logit.
+        zero_shot_centre_offset (`float`, defaults to 0): the mean of `ecg . centre` over the pretraining ECGs, so
+            that centring leaves the average logit where SigLIP trained it.
 
     Attention: `attn_implementation="sdpa"` (default) or `"eager"` (the one that returns attention weights), the
     same for every encoder.
@@ -408,6 +410,7 @@ class CGDMERConfig(PretrainedConfig):
         tie_word_embeddings: bool = False,
         zero_shot_calibration: Optional[dict] = None,
         zero_shot_centre: Optional[list[float]] = None,
+        zero_shot_centre_offset: float = 0.0,
         **kwargs: Any,
     ):
         if isinstance(ecg_config, CGDMEREcgConfig):
@@ -435,6 +438,7 @@ class CGDMERConfig(PretrainedConfig):
         self.freeze_backbone = freeze_backbone
         self.zero_shot_calibration = zero_shot_calibration
         self.zero_shot_centre = checked_centre(zero_shot_centre, projection_dim)
+        self.zero_shot_centre_offset = float(zero_shot_centre_offset)
         kwargs.setdefault("problem_type", "multi_label_classification")
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
         if shared_hidden_size % self.shared_num_attention_heads:

@@ -8,7 +8,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,11 +19,13 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_cgdmer import MASKING_STRATEGIES, CGDMERConfig, CGDMEREcgConfig, CGDMERTextConfig
+
+logger = logging.get_logger(__name__)
 
 ECG_MODALITY, TEXT_MODALITY = 0, 1
 
@@ -1071,15 +1073,18 @@ class CGDMERModel(CGDMERPreTrainedModel):
     def zero_shot_logits(self, ecg_embeds: torch.Tensor, label_embeds: torch.Tensor, centred: bool = True
                          ) -> torch.Tensor:
         """The zero-shot logits in float32, `(n_ecg, n_labels)`: what the zero-shot scores are the sigmoid of (and
-        what a calibration rescales). `similarity_logits(ecg, label)`, less `exp(logit_scale) * ecg . centre` when
-        the config holds a `zero_shot_centre` and `centred` (the logit of `label - centre`): each ECG's similarity
-        to the average pretraining report is taken out of all its labels alike."""
-        logits = self.similarity_logits(ecg_embeds, label_embeds.to(ecg_embeds.device)).float()
+        what a calibration rescales), computed in float32: `similarity_logits(ecg, label)`, less
+        `exp(logit_scale) * (ecg . centre - zero_shot_centre_offset)` when the config holds a `zero_shot_centre` and
+        `centred`: each ECG's likeness to the average pretraining report, relative to that of the average
+        pretraining ECG, is taken out of all its labels alike."""
+        ecg, labels = ecg_embeds.float(), label_embeds.to(ecg_embeds.device).float()
+        scale, bias = self.logit_scale.float().exp(), self.logit_bias.float()
         centre = self.config.zero_shot_centre
         if not centred or centre is None:
-            return logits
-        centre = torch.tensor(centre, dtype=torch.float32, device=ecg_embeds.device)
-        return logits - self.logit_scale.float().exp() * (ecg_embeds.float() @ centre)[:, None]
+            return scale * (ecg @ labels.t()) + bias
+        centre = torch.tensor(centre, dtype=torch.float32, device=ecg.device)
+        shift = ecg @ centre - float(self.config.zero_shot_centre_offset)
+        return scale * (ecg @ labels.t() - shift[:, None]) + bias
 
     @staticmethod
     def zero_shot_label_key(descriptions: str | Sequence[str]) -> str:
@@ -1094,15 +1099,16 @@ class CGDMERModel(CGDMERPreTrainedModel):
         return bool(calibrated) and self.config.zero_shot_calibration is not None
 
     def zero_shot_constant_labels(self, label_texts: Sequence[str | Sequence[str]]) -> list[int]:
-        """Indices of the labels (by their description(s)) whose calibration pair has scale 0: calibrated, they
-        score the same for every ECG (the model ranked them backwards on the validation split of the fit)."""
+        """Indices of the labels (by their description(s)) whose calibration pair has scale 0 (or, from an older
+        fit, below): calibrated, they score the same for every ECG (or reversed), the model having ranked them
+        backwards on the validation split of the fit."""
         calibration = self.config.zero_shot_calibration
         if calibration is None:
             return []
         per_label = calibration.get("per_label") or {}
         shared = [float(calibration["scale"]), float(calibration["bias"])]
         return [j for j, texts in enumerate(label_texts)
-                if float(per_label.get(self.zero_shot_label_key(texts), shared)[0]) == 0.0]
+                if float(per_label.get(self.zero_shot_label_key(texts), shared)[0]) <= 0.0]
 
     @classmethod
     def apply_zero_shot_calibration(cls, logits: torch.Tensor, calibration: dict,
@@ -1151,18 +1157,36 @@ class CGDMERModel(CGDMERPreTrainedModel):
                 tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device))).float(), dim=-1))
         return torch.cat(chunks) if chunks else torch.zeros(0, self.config.projection_dim)
 
-    @torch.no_grad()
-    def fit_zero_shot_centre(self, reports: Sequence[str], tokenizer, batch_size: int = 64) -> list[float]:
-        """Set `config.zero_shot_centre` to the mean normalised shared embedding of `reports` (texts cleaned as the
-        pretraining reports were, each counted as often as it occurs) and return it. Fit it on pretraining reports,
-        never on test text, and fit any zero-shot calibration after it."""
+    def fit_zero_shot_centre(self, reports: Sequence[str], tokenizer, ecg_inputs: Iterable[dict[str, torch.Tensor]],
+                             batch_size: int = 64) -> list[float]:
+        """Fit the zero-shot centre on pretraining data and return it: `config.zero_shot_centre`, the mean
+        normalised shared embedding of `reports` (texts cleaned as the pretraining reports were, each counted as
+        often as it occurs), and `config.zero_shot_centre_offset`, the mean similarity to it of the ECGs of
+        `ecg_inputs` (batches of `ecg_values`, `lead_mask`, `ecg_attention_mask`), which keeps the average logit
+        where SigLIP trained it. Never fit it on test data. A calibration fitted on other logits is removed (with
+        a warning): fit it again afterwards."""
         counts = collections.Counter(r for r in reports if r)
         if not counts:
             raise ValueError("fit_zero_shot_centre needs at least one report with text")
-        texts = list(counts)
-        embeds = self.zero_shot_report_embeddings(texts, tokenizer, batch_size).double()
-        weights = torch.tensor([counts[t] for t in texts], dtype=torch.float64, device=embeds.device)
-        self.config.zero_shot_centre = ((weights @ embeds) / weights.sum()).tolist()
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                texts = list(counts)
+                embeds = self.zero_shot_report_embeddings(texts, tokenizer, batch_size).cpu().double()
+                weights = torch.tensor([counts[t] for t in texts], dtype=torch.float64)
+                centre = (weights @ embeds) / weights.sum()
+                ecg = [self.zero_shot_ecg_embeddings(**{k: v.to(self.device) for k, v in batch.items()}).cpu()
+                       for batch in ecg_inputs]
+        finally:
+            self.train(was_training)
+        if not ecg or not sum(len(e) for e in ecg):
+            raise ValueError("fit_zero_shot_centre needs at least one ECG")
+        if self.config.zero_shot_calibration is not None:
+            logger.warning("The zero-shot calibration was fitted on other logits and is removed; fit it again")
+            self.config.zero_shot_calibration = None
+        self.config.zero_shot_centre = [float(v) for v in centre]
+        self.config.zero_shot_centre_offset = float((torch.cat(ecg).double() @ centre).mean())
         return self.config.zero_shot_centre
 
     @staticmethod

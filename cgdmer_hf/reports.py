@@ -66,8 +66,9 @@ def clean_report(text: str, english: bool = True) -> str:
 
 
 def clean_report_or_empty(text: Any) -> str:
-    """`clean_report(str(text))`, or `""` for a missing report (`None`) or one with no text left after cleaning."""
-    if text is None:
+    """`clean_report(str(text))`, or `""` for a missing report (`None`, or a float NaN as pandas writes a missing
+    value) or one with no text left after cleaning."""
+    if text is None or (isinstance(text, float) and text != text):
         return ""
     try:
         return clean_report(str(text))

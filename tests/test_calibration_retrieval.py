@@ -17,7 +17,7 @@ from cgdmer_hf.data.labels import CINC_LABEL_SETS, PTBXL_LABEL_SETS, cinc_label_
 from cgdmer_hf.data.labels import read_scp_statements
 from cgdmer_hf.pipeline_cgdmer import build_prompts, unseen_labels
 from cgdmer_hf.prompts import PLAIN_NAMES, plain_prompt_set
-from cgdmer_hf.reports import load_default_tokenizer
+from cgdmer_hf.reports import clean_report_or_empty, load_default_tokenizer
 from cgdmer_hf.samples import sample_data_dir, sample_record_path
 
 KEY = CGDMERModel.zero_shot_label_key
@@ -115,8 +115,8 @@ def test_centred_logits_are_the_logits_of_label_minus_centre():
     raw = model.similarity_logits(ecg, text).float()
     assert torch.equal(model.zero_shot_logits(ecg, text), raw)  # no centre: plain SigLIP
     centre = 0.5 * torch.nn.functional.normalize(torch.randn(dim), dim=-1)
-    model.config.zero_shot_centre = centre.tolist()
-    expected = ecg @ (text - centre).t() * model.logit_scale.exp() + model.logit_bias
+    model.config.zero_shot_centre, model.config.zero_shot_centre_offset = centre.tolist(), 0.25
+    expected = (ecg @ (text - centre).t() + 0.25) * model.logit_scale.exp() + model.logit_bias
     torch.testing.assert_close(model.zero_shot_logits(ecg, text), expected)
     assert torch.equal(model.zero_shot_logits(ecg, text, centred=False), raw)
     # the same amount comes off every label of an ECG: the ranking of its labels is unchanged
@@ -137,18 +137,43 @@ def test_zero_shot_centre_config_round_trip_and_errors(tmp_path):
         CGDMERConfig.from_preset("tiny", zero_shot_centre="mean")
 
 
-def test_fit_zero_shot_centre_weights_repeated_reports_and_skips_empty_ones():
+def test_fit_zero_shot_centre_weights_repeated_reports_and_keeps_the_average_logit(caplog):
     torch.manual_seed(0)
     tokenizer = load_default_tokenizer()
     model = CGDMERModel(CGDMERConfig.from_preset("tiny", text_config=dict(vocab_size=len(tokenizer)))).eval()
-    reports = ["Sinusrhythmus Normales EKG", "sinus rhythm normal ecg", "Left bundle branch block", None, "  "]
-    centre = E.fit_zero_shot_centre(model, tokenizer, reports)
+    model.config.zero_shot_calibration = CALIBRATION
+    records = load_ptbxl(sample_data_dir()).select(range(6))
+    records = records.add_column("report2", ["Sinusrhythmus Normales EKG", "sinus rhythm normal ecg",
+                                             "Left bundle branch block", None, "  ", None])
+    records = records.remove_columns("report").rename_column("report2", "report")
+    with caplog.at_level(logging.WARNING):
+        centre = E.fit_zero_shot_centre(model, tokenizer, records)
     assert model.config.zero_shot_centre == centre
+    assert model.config.zero_shot_calibration is None and any("fit it again" in r.getMessage() for r in caplog.records)
     embeds = model.zero_shot_report_embeddings(["sinus rhythm normal ecg", "left bundle branch block"], tokenizer)
-    # the German report cleans to the English one: it counts twice
+    # the German report cleans to the English one: it counts twice; missing and blank ones not at all
+    assert clean_report_or_empty(float("nan")) == "" == clean_report_or_empty(None)
     np.testing.assert_allclose(centre, ((2 * embeds[0] + embeds[1]) / 3).numpy(), atol=1e-6)
+    ecg = E.compute_embeddings(model, records, kind="shared", normalize=True)
+    assert model.config.zero_shot_centre_offset == pytest.approx(float((ecg @ np.asarray(centre)).mean()), abs=1e-6)
+    # over the fitting ECGs the centred logits average the plain ones: centring does not drown every score
+    label = torch.nn.functional.normalize(torch.randn(3, model.config.projection_dim), dim=-1)
+    ecg = torch.as_tensor(ecg)
+    torch.testing.assert_close(model.zero_shot_logits(ecg, label).mean(0),
+                               model.zero_shot_logits(ecg, label, centred=False).mean(0), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="at least one report with text"):
-        E.fit_zero_shot_centre(model, tokenizer, [None, ""])
+        model.fit_zero_shot_centre(["", ""], tokenizer, [])
+    with pytest.raises(ValueError, match="at least one ECG"):
+        model.fit_zero_shot_centre(["sinus rhythm"], tokenizer, [])
+
+
+def test_random_init_baseline_has_no_centre_or_calibration():
+    model = CGDMERModel(CGDMERConfig.from_preset("tiny", zero_shot_calibration=CALIBRATION))
+    model.config.zero_shot_centre = [0.1] * model.config.projection_dim
+    random = E.random_init_like(model)
+    assert random.config is not model.config
+    assert random.config.zero_shot_centre is None and random.config.zero_shot_calibration is None
+    assert model.config.zero_shot_centre is not None  # the trained model keeps its own
 
 
 # ------------------------------------------------------------------------------------------------ pipeline

@@ -218,16 +218,17 @@ def test_output_folder_is_a_complete_model(trained, splits):
     assert {s["label"] for s in scores} == {"normal ecg", "mi"} and all(0 < s["score"] < 1 for s in scores)
 
 
-def test_saved_model_holds_the_zero_shot_centre_of_its_training_reports(trained, splits, tokenizer):
+def test_saved_model_holds_the_zero_shot_centre_of_its_training_data(trained, splits, tokenizer):
     from cgdmer_hf import CGDMERModel
     from cgdmer_hf.evaluation import fit_zero_shot_centre
 
     trainer, out = trained
     saved = CGDMERModel.from_pretrained(out)
-    centre = saved.config.zero_shot_centre
+    centre, offset = saved.config.zero_shot_centre, saved.config.zero_shot_centre_offset
     assert len(centre) == saved.config.projection_dim
-    again = fit_zero_shot_centre(saved, tokenizer, splits[0]["report"])  # the same reports, the saved weights
+    again = fit_zero_shot_centre(saved, tokenizer, splits[0])  # the same training split, the saved weights
     np.testing.assert_allclose(again, centre, atol=1e-6)
+    assert saved.config.zero_shot_centre_offset == pytest.approx(offset, abs=1e-5)
     assert 0.1 < np.linalg.norm(centre) <= 1.0  # a mean of unit vectors, not one report nor zero
 
 

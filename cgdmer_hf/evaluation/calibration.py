@@ -17,12 +17,13 @@ import numpy as np
 import torch
 
 from ..modeling_cgdmer import CGDMERModel
-from ..data import eval_mode
+from ..data import ecg_batches
 from .embeddings import FeatureCache, column
 from ..reports import clean_report_or_empty
 from .zero_shot import align_prompts, label_embeddings, label_keys, zero_shot_logits
 
 DEFAULT_BINS = 15
+CENTRE_ECGS = 2048  # ECGs averaged into the zero-shot centre offset (a mean of similarities: stable well before)
 MIN_CLASS_EXAMPLES = 20  # positives and negatives a class needs for a calibration of its own
 
 
@@ -158,14 +159,17 @@ def calibrate_zero_shot(model, tokenizer, sets: Sequence[tuple[Any, Sequence[str
     return fit_zero_shot_calibration(*map(list, zip(*blocks, strict=True)), min_examples=min_examples)
 
 
-def fit_zero_shot_centre(model, tokenizer, reports: Iterable[Optional[str]], batch_size: int = 64) -> list[float]:
-    """Set `model.config.zero_shot_centre` to the mean normalised shared embedding of `reports` (raw texts,
-    cleaned with `clean_report`; repeated ones count as often as they occur, empty ones are left out) and return it
-    (`CGDMERModel.fit_zero_shot_centre`). Fit it on the pretraining reports, never on test text; any Platt
-    calibration must be fitted after it."""
+def fit_zero_shot_centre(model, tokenizer, dataset, max_ecgs: int = CENTRE_ECGS, batch_size: int = 64) -> list[float]:
+    """Fit `model`'s zero-shot centre (`CGDMERModel.fit_zero_shot_centre`) on a prepared training split: every
+    report of `dataset` (cleaned with `clean_report`; repeated ones count as often as they occur, empty ones are
+    left out) and the ECGs of its first `max_ecgs` rows. Never fit it on test data; fit any Platt calibration
+    after it. Returns the centre."""
     core = model.base_model
-    with eval_mode(core):
-        return core.fit_zero_shot_centre([clean_report_or_empty(r) for r in reports], tokenizer, batch_size)
+    if "report" not in dataset.column_names:
+        raise ValueError("fit_zero_shot_centre needs a 'report' column (prepare the data with its reports)")
+    rows = dataset.select(range(min(int(max_ecgs), len(dataset))))
+    return core.fit_zero_shot_centre([clean_report_or_empty(r) for r in dataset["report"]], tokenizer,
+                                     ecg_batches(rows, batch_size, core.device, core.dtype), batch_size)
 
 
 def reliability_figure(summary: Mapping[str, Any], path: Union[str, Path], title: Optional[str] = None) -> Path:
@@ -205,7 +209,7 @@ def plot_reliability(curves: dict[str, dict[str, list[float]]], path: Union[str,
     return path
 
 
-__all__ = ["DEFAULT_BINS", "MIN_CLASS_EXAMPLES", "apply_calibration", "brier_score", "calibrate_zero_shot",
+__all__ = ["CENTRE_ECGS", "DEFAULT_BINS", "MIN_CLASS_EXAMPLES", "apply_calibration", "brier_score", "calibrate_zero_shot",
            "calibration_summary", "expected_calibration_error", "fit_zero_shot_calibration", "fit_zero_shot_centre",
            "plot_reliability",
            "reliability", "reliability_figure"]

@@ -4,6 +4,7 @@ export of `cgdmer embed`."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -127,8 +128,11 @@ def random_init_like(model, seed: int = 0):
     """A randomly initialised `CGDMERModel` with the configuration of `model` (the probe baseline)."""
     from ..modeling_cgdmer import CGDMERModel
 
+    config = copy.deepcopy(model.base_model.config)
+    # random weights: the trained model's zero-shot centre and calibration do not apply
+    config.zero_shot_centre, config.zero_shot_centre_offset, config.zero_shot_calibration = None, 0.0, None
     torch.manual_seed(seed)
-    return CGDMERModel(model.base_model.config).eval()
+    return CGDMERModel(config).eval()
 
 
 def export_embeddings(model: Any, dataset, path: Union[str, os.PathLike], kind: str = "representation",

@@ -37,13 +37,15 @@ def _pairwise(model, method: str, ecg_embeddings: np.ndarray, text_embeddings: t
 
 
 def zero_shot_scores(model, ecg_embeddings: np.ndarray, text_embeddings: torch.Tensor) -> np.ndarray:
-    """`sigmoid(model.similarity_logits(ecg, text))` for normalised ECG and label embeddings: `(n, classes)`, raw
-    (never the model's stored calibration: the harness measures and fits calibrations itself)."""
+    """`sigmoid(model.zero_shot_logits(ecg, text))` (centred when the model has a centre) for normalised ECG and
+    label embeddings: `(n, classes)`, uncalibrated (never the model's stored calibration: the harness measures and
+    fits calibrations itself)."""
     return _pairwise(model, "zero_shot_scores", ecg_embeddings, text_embeddings, calibrated=False)
 
 
 def zero_shot_logits(model, ecg_embeddings: np.ndarray, text_embeddings: torch.Tensor) -> np.ndarray:
-    """`model.similarity_logits(ecg, text)` (float32) for normalised ECG and label embeddings: `(n, classes)`."""
+    """`model.zero_shot_logits(ecg, text)` (float32; centred when the model has a centre) for normalised ECG and
+    label embeddings: `(n, classes)`."""
     return _pairwise(model, "zero_shot_logits", ecg_embeddings, text_embeddings)
 
 

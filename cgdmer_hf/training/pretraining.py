@@ -13,7 +13,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from ..configuration_cgdmer import CGDMERConfig
-from ..data import ECG_INPUT_NAMES, eval_mode
+from ..data import ECG_INPUT_NAMES, ecg_batches
 from ..modeling_cgdmer import CGDMERForPreTraining
 from ..processing_cgdmer import CGDMERProcessor
 from .checkpoints import VerifiedCheckpoint, _set_aside_checkpoints, check_output_dir, resolve_checkpoint
@@ -23,6 +23,7 @@ from .trainer import CGDMERPretrainer, ZeroShotEvaluation
 logger = logging.getLogger("cgdmer_hf.training")
 
 CENTRE_REPORTS = 50_000  # training reports averaged into the zero-shot centre (a streaming data set: its first ones)
+CENTRE_ECGS = 2048  # training ECGs averaged into its offset (as cgdmer_hf.evaluation.CENTRE_ECGS)
 _SHARED_TOKENIZER_DIR = ".report-tokenizer"  # written for the other processes of a multi-process run, then removed
 
 
@@ -231,8 +232,9 @@ def pretrain(
             mapping `{class: [descriptions]}`. `None`: off.
         callbacks: extra `TrainerCallback`s.
         zero_shot_centre: after training, store the mean shared embedding of the training reports (up to
-            `CENTRE_REPORTS` of them) as `config.zero_shot_centre`, which zero-shot scoring subtracts
-            (`CGDMERModel.fit_zero_shot_centre`). `False`: plain SigLIP logits.
+            `CENTRE_REPORTS` of them) as `config.zero_shot_centre`, with the mean similarity to it of up to
+            `CENTRE_ECGS` training ECGs, which zero-shot scoring uses (`CGDMERModel.fit_zero_shot_centre`).
+            `False`: plain SigLIP logits. A new model starts without centre and calibration either way.
 
     Returns:
         the [`CGDMERPretrainer`] after training (`trainer.state.log_history` holds every logged value).
@@ -263,6 +265,8 @@ def pretrain(
         config = CGDMERConfig.from_preset(config)
     else:
         config = CGDMERConfig.from_dict(config.to_dict())
+    if checkpoint is None:  # a new model: the zero-shot centre and calibration of another one do not apply
+        config.zero_shot_centre, config.zero_shot_centre_offset, config.zero_shot_calibration = None, 0.0, None
     if mlm_probability is not None:
         config.text_config.mlm_probability = mlm_probability
     length = _first_ecg_length(train_dataset)
@@ -307,6 +311,7 @@ def pretrain(
         weights = (config.ecg_loss_weight, config.text_loss_weight, config.alignment_loss_weight,
                    config.orthogonality_loss_weight if config.disentangle else 1.0)
         args.ddp_find_unused_parameters = any(w == 0 for w in weights)
+    centre_data = train_dataset  # before a stream is repeated
     if _is_iterable(train_dataset):
         # Each process reads and collates its own shards of the stream (accelerate splits a streaming dataset per
         # process instead of dispatching batches from the main process). Shards differ in length, so the stream
@@ -324,10 +329,12 @@ def pretrain(
         processing_class=processor, callbacks=callbacks, zero_shot=zero_shot,
     )
     trainer.train(resume_from_checkpoint=checkpoint)
-    if zero_shot_centre:
+    if zero_shot_centre and trainer.is_world_process_zero():  # the main process saves the model
         core = trainer.model.base_model
-        with eval_mode(core):
-            core.fit_zero_shot_centre([_clean_report(r) for r in _reports(train_dataset, CENTRE_REPORTS)], tokenizer)
+        rows = centre_data.take(CENTRE_ECGS) if _is_iterable(centre_data) else centre_data.select(
+            range(min(CENTRE_ECGS, len(centre_data))))
+        core.fit_zero_shot_centre([_clean_report(r) for r in _reports(centre_data, CENTRE_REPORTS)], tokenizer,
+                                  ecg_batches(rows, 64, core.device, core.dtype))
     save_pretrained_model(trainer, output_dir)
     if trainer.is_world_process_zero():
         trainer.save_state()
