@@ -275,6 +275,6 @@ def load_default_tokenizer() -> PreTrainedTokenizerFast:
 
 
 __all__ = [
-    "SPECIAL_TOKENS", "PHRASE_TABLE_PATH", "clean_report", "clean_report_or_empty", "translate_report", "translation_coverage",
-    "report_words", "load_phrase_table", "train_report_tokenizer", "load_default_tokenizer",
+    "SPECIAL_TOKENS", "PHRASE_TABLE_PATH", "clean_report", "clean_report_or_empty", "translate_report",
+    "translation_coverage", "report_words", "load_phrase_table", "train_report_tokenizer", "load_default_tokenizer",
 ]

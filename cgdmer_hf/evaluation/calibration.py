@@ -209,7 +209,6 @@ def plot_reliability(curves: dict[str, dict[str, list[float]]], path: Union[str,
     return path
 
 
-__all__ = ["CENTRE_ECGS", "DEFAULT_BINS", "MIN_CLASS_EXAMPLES", "apply_calibration", "brier_score", "calibrate_zero_shot",
-           "calibration_summary", "expected_calibration_error", "fit_zero_shot_calibration", "fit_zero_shot_centre",
-           "plot_reliability",
-           "reliability", "reliability_figure"]
+__all__ = ["CENTRE_ECGS", "DEFAULT_BINS", "MIN_CLASS_EXAMPLES", "apply_calibration", "brier_score",
+           "calibrate_zero_shot", "calibration_summary", "expected_calibration_error", "fit_zero_shot_calibration",
+           "fit_zero_shot_centre", "plot_reliability", "reliability", "reliability_figure"]
