@@ -535,8 +535,9 @@ def ship_calibration(row: dict[str, Any], target: Path) -> str:
             "(its fold-9 rate).")
     if config.get("zero_shot_centre") is not None:
         text += (" The logits are centred: `config.json` holds `zero_shot_centre`, the mean shared embedding of the "
-                 "pretraining reports (folds 1-8), and a label's logit is that of `label - centre`, so an ECG's "
-                 "likeness to the average report does not raise all its labels at once.")
+                 "pretraining reports (folds 1-8), and `zero_shot_centre_offset`, the mean similarity to it of the "
+                 "folds 1-8 ECGs; each ECG's similarity to the centre, less the offset, comes off all its label "
+                 "similarities, so an ECG's likeness to the average report does not raise all its labels at once.")
     if "ece_calibrated" in summary:
         reliability_figure(summary, target / "zero_shot_reliability.png", "PTB-XL fold 10 super, plain names")
         text += (" On fold 10 super with the plain class names and this calibration the expected calibration "

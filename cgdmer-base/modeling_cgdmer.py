@@ -27,6 +27,8 @@ from .configuration_cgdmer import MASKING_STRATEGIES, CGDMERConfig, CGDMEREcgCon
 
 logger = logging.get_logger(__name__)
 
+ZERO_SHOT_CENTRE_ECGS = 2048  # training ECGs averaged into the zero-shot centre offset (a mean of similarities)
+
 ECG_MODALITY, TEXT_MODALITY = 0, 1
 
 
@@ -1077,14 +1079,12 @@ class CGDMERModel(CGDMERPreTrainedModel):
         `exp(logit_scale) * (ecg . centre - zero_shot_centre_offset)` when the config holds a `zero_shot_centre` and
         `centred`: each ECG's likeness to the average pretraining report, relative to that of the average
         pretraining ECG, is taken out of all its labels alike."""
-        ecg, labels = ecg_embeds.float(), label_embeds.to(ecg_embeds.device).float()
-        scale, bias = self.logit_scale.float().exp(), self.logit_bias.float()
-        centre = self.config.zero_shot_centre
-        if not centred or centre is None:
-            return scale * (ecg @ labels.t()) + bias
-        centre = torch.tensor(centre, dtype=torch.float32, device=ecg.device)
-        shift = ecg @ centre - float(self.config.zero_shot_centre_offset)
-        return scale * (ecg @ labels.t() - shift[:, None]) + bias
+        ecg = ecg_embeds.float()
+        cosine = ecg @ label_embeds.to(ecg.device).float().t()
+        if centred and self.config.zero_shot_centre is not None:
+            centre = torch.tensor(self.config.zero_shot_centre, dtype=torch.float32, device=ecg.device)
+            cosine = cosine - (ecg @ centre - float(self.config.zero_shot_centre_offset))[:, None]
+        return self.logit_scale.float().exp() * cosine + self.logit_bias.float()
 
     @staticmethod
     def zero_shot_label_key(descriptions: str | Sequence[str]) -> str:
@@ -1105,10 +1105,15 @@ class CGDMERModel(CGDMERPreTrainedModel):
         calibration = self.config.zero_shot_calibration
         if calibration is None:
             return []
-        per_label = calibration.get("per_label") or {}
+        return [j for j, (scale, _) in enumerate(self._calibration_pairs(calibration, label_texts)) if scale <= 0.0]
+
+    @classmethod
+    def _calibration_pairs(cls, calibration: dict, label_texts: Sequence[str | Sequence[str]]) -> list[list[float]]:
+        """`[scale, bias]` of each label: its own pair in `calibration["per_label"]` (keyed by
+        `zero_shot_label_key`), else the shared one."""
         shared = [float(calibration["scale"]), float(calibration["bias"])]
-        return [j for j, texts in enumerate(label_texts)
-                if float(per_label.get(self.zero_shot_label_key(texts), shared)[0]) <= 0.0]
+        per_label = calibration.get("per_label") or {}
+        return [[float(v) for v in per_label.get(cls.zero_shot_label_key(t), shared)] for t in label_texts]
 
     @classmethod
     def apply_zero_shot_calibration(cls, logits: torch.Tensor, calibration: dict,
@@ -1116,14 +1121,12 @@ class CGDMERModel(CGDMERPreTrainedModel):
         """`sigmoid(scale * logit + bias)` of `(n, labels)` logits: per label the `(scale, bias)` that
         `calibration["per_label"]` holds for its key (`zero_shot_label_key` of `label_texts[j]`), else the shared
         `calibration["scale"]`, `calibration["bias"]` (every label when `label_texts` is None)."""
-        shared = [float(calibration["scale"]), float(calibration["bias"])]
         if label_texts is None:
-            params = [shared] * logits.shape[-1]
+            params = [[float(calibration["scale"]), float(calibration["bias"])]] * logits.shape[-1]
         else:
             if len(label_texts) != logits.shape[-1]:
                 raise ValueError(f"label_texts has {len(label_texts)} entries for {logits.shape[-1]} labels")
-            per_label = calibration.get("per_label") or {}
-            params = [per_label.get(cls.zero_shot_label_key(t), shared) for t in label_texts]
+            params = cls._calibration_pairs(calibration, label_texts)
         params = torch.tensor(params, dtype=torch.float32, device=logits.device)
         return torch.sigmoid(logits.float() * params[:, 0] + params[:, 1])
 
@@ -1180,7 +1183,7 @@ class CGDMERModel(CGDMERPreTrainedModel):
                        for batch in ecg_inputs]
         finally:
             self.train(was_training)
-        if not ecg or not sum(len(e) for e in ecg):
+        if not sum(len(e) for e in ecg):
             raise ValueError("fit_zero_shot_centre needs at least one ECG")
         if self.config.zero_shot_calibration is not None:
             logger.warning("The zero-shot calibration was fitted on other logits and is removed; fit it again")
@@ -1549,6 +1552,7 @@ __all__ = [
     "CGDMERModel",
     "CGDMERForPreTraining",
     "CGDMERForECGClassification",
+    "ZERO_SHOT_CENTRE_ECGS",
     "report_keys",
     "sigmoid_contrastive_loss",
     "orthogonality_loss",

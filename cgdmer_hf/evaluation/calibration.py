@@ -11,19 +11,18 @@ that has enough positives and negatives, and one shared pair fitted on every pai
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-from ..modeling_cgdmer import CGDMERModel
+from ..modeling_cgdmer import ZERO_SHOT_CENTRE_ECGS, CGDMERModel
 from ..data import ecg_batches
 from .embeddings import FeatureCache, column
 from ..reports import clean_report_or_empty
 from .zero_shot import align_prompts, label_embeddings, label_keys, zero_shot_logits
 
 DEFAULT_BINS = 15
-CENTRE_ECGS = 2048  # ECGs averaged into the zero-shot centre offset (a mean of similarities: stable well before)
 MIN_CLASS_EXAMPLES = 20  # positives and negatives a class needs for a calibration of its own
 
 
@@ -159,7 +158,8 @@ def calibrate_zero_shot(model, tokenizer, sets: Sequence[tuple[Any, Sequence[str
     return fit_zero_shot_calibration(*map(list, zip(*blocks, strict=True)), min_examples=min_examples)
 
 
-def fit_zero_shot_centre(model, tokenizer, dataset, max_ecgs: int = CENTRE_ECGS, batch_size: int = 64) -> list[float]:
+def fit_zero_shot_centre(model, tokenizer, dataset, max_ecgs: int = ZERO_SHOT_CENTRE_ECGS, batch_size: int = 64
+                         ) -> list[float]:
     """Fit `model`'s zero-shot centre (`CGDMERModel.fit_zero_shot_centre`) on a prepared training split: every
     report of `dataset` (cleaned with `clean_report`; repeated ones count as often as they occur, empty ones are
     left out) and the ECGs of its first `max_ecgs` rows. Never fit it on test data; fit any Platt calibration
@@ -209,6 +209,6 @@ def plot_reliability(curves: dict[str, dict[str, list[float]]], path: Union[str,
     return path
 
 
-__all__ = ["CENTRE_ECGS", "DEFAULT_BINS", "MIN_CLASS_EXAMPLES", "apply_calibration", "brier_score",
+__all__ = ["DEFAULT_BINS", "MIN_CLASS_EXAMPLES", "apply_calibration", "brier_score",
            "calibrate_zero_shot", "calibration_summary", "expected_calibration_error", "fit_zero_shot_calibration",
            "fit_zero_shot_centre", "plot_reliability", "reliability", "reliability_figure"]

@@ -8,7 +8,7 @@ candidate, and an ECG's own report is its positive (ECG -> report); a report's p
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -38,15 +38,9 @@ def report_pairs(dataset) -> tuple[list[str], np.ndarray]:
     without a report text get -1."""
     if "report" not in dataset.column_names:
         raise ValueError("Retrieval needs a 'report' column (prepare the data with its reports)")
-    return distinct_reports(dataset["report"])
-
-
-def distinct_reports(texts: Iterable[Optional[str]]) -> tuple[list[str], np.ndarray]:
-    """The distinct cleaned (`clean_report_or_empty`) texts and, per text, the index of its cleaned text among
-    them (-1 for a missing text or one with nothing left after cleaning)."""
     reports: dict[str, int] = {}
     index = []
-    for text in texts:
+    for text in dataset["report"]:
         cleaned = clean_report_or_empty(text)
         index.append(reports.setdefault(cleaned, len(reports)) if cleaned else -1)
     return list(reports), np.asarray(index, dtype=np.int64)
@@ -83,4 +77,4 @@ def retrieval_rows(model, tokenizer, dataset, features: Optional[FeatureCache] =
             for name, m in encoders.items()]
 
 
-__all__ = ["DEFAULT_KS", "distinct_reports", "recall_at_k", "report_pairs", "retrieval_recall", "retrieval_rows"]
+__all__ = ["DEFAULT_KS", "recall_at_k", "report_pairs", "retrieval_recall", "retrieval_rows"]

@@ -10,6 +10,7 @@ from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBas
 
 from ..configuration_cgdmer import CGDMERConfig, CGDMERTextConfig
 from ..data import ECG_INPUT_NAMES, collate_ecgs
+from ..reports import clean_report_or_empty
 
 ECG_COLUMNS = ECG_INPUT_NAMES  # the feature extractor's model_input_names
 
@@ -25,11 +26,6 @@ def _is_iterable(dataset: Any) -> bool:
 
 
 
-def _clean_report(text: Any) -> str:
-    """`clean_report(text)`, or `""` for a missing report or one with no text left after cleaning."""
-    from ..reports import clean_report_or_empty
-
-    return clean_report_or_empty(text)
 
 
 
@@ -127,7 +123,7 @@ class CGDMERPretrainingCollator:
     def tokenize_reports(self, reports: Sequence[Any]) -> dict[str, torch.Tensor]:
         """Clean and tokenize the reports: `input_ids`, `attention_mask` and the `special_tokens_mask` (special
         or padding tokens) that [`mask_reports`] needs. Empty when no row has a report."""
-        texts = [_clean_report(r) if self.clean_reports else ("" if r is None else str(r)) for r in reports]
+        texts = [clean_report_or_empty(r) if self.clean_reports else ("" if r is None else str(r)) for r in reports]
         empty = [i for i, text in enumerate(texts) if not text.strip()]
         if len(empty) == len(texts):
             return {}

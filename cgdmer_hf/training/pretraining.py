@@ -14,16 +14,16 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, Trainer, Traine
 
 from ..configuration_cgdmer import CGDMERConfig
 from ..data import ECG_INPUT_NAMES, ecg_batches
-from ..modeling_cgdmer import CGDMERForPreTraining
+from ..modeling_cgdmer import ZERO_SHOT_CENTRE_ECGS, CGDMERForPreTraining
 from ..processing_cgdmer import CGDMERProcessor
 from .checkpoints import VerifiedCheckpoint, _set_aside_checkpoints, check_output_dir, resolve_checkpoint
-from .collator import REPORT_COLUMN, CGDMERPretrainingCollator, _clean_report, _is_iterable
+from ..reports import clean_report_or_empty
+from .collator import REPORT_COLUMN, CGDMERPretrainingCollator, _is_iterable
 from .trainer import CGDMERPretrainer, ZeroShotEvaluation
 
 logger = logging.getLogger("cgdmer_hf.training")
 
 CENTRE_REPORTS = 50_000  # training reports averaged into the zero-shot centre (a streaming data set: its first ones)
-CENTRE_ECGS = 2048  # training ECGs averaged into its offset (as cgdmer_hf.evaluation.CENTRE_ECGS)
 _SHARED_TOKENIZER_DIR = ".report-tokenizer"  # written for the other processes of a multi-process run, then removed
 
 
@@ -93,11 +93,11 @@ def prepare_pretraining_dataset(dataset: Any, name: str = "training", scan_limit
                          "pairs")
     dataset = dataset.select_columns([c for c in (*ECG_INPUT_NAMES, REPORT_COLUMN) if c in columns])
     if _is_iterable(dataset):
-        if not any(_clean_report(r) for r in _reports(dataset, scan_limit)):
+        if not any(clean_report_or_empty(r) for r in _reports(dataset, scan_limit)):
             raise ValueError(f"The {name} data set has no non-empty report in its first {scan_limit} rows")
-        dataset = dataset.filter(lambda r: bool(_clean_report(r)), input_columns=[REPORT_COLUMN])
+        dataset = dataset.filter(lambda r: bool(clean_report_or_empty(r)), input_columns=[REPORT_COLUMN])
         return dataset.with_format("torch")
-    keep = [i for i, report in enumerate(_reports(dataset)) if _clean_report(report)]
+    keep = [i for i, report in enumerate(_reports(dataset)) if clean_report_or_empty(report)]
     if not keep:
         raise ValueError(f"The {name} data set has no non-empty report ({len(dataset)} rows): CG-DMER pretraining "
                          "needs ECG-report pairs")
@@ -233,7 +233,7 @@ def pretrain(
         callbacks: extra `TrainerCallback`s.
         zero_shot_centre: after training, store the mean shared embedding of the training reports (up to
             `CENTRE_REPORTS` of them) as `config.zero_shot_centre`, with the mean similarity to it of up to
-            `CENTRE_ECGS` training ECGs, which zero-shot scoring uses (`CGDMERModel.fit_zero_shot_centre`).
+            `ZERO_SHOT_CENTRE_ECGS` training ECGs, which zero-shot scoring uses (`CGDMERModel.fit_zero_shot_centre`).
             `False`: plain SigLIP logits. A new model starts without centre and calibration either way.
 
     Returns:
@@ -331,9 +331,9 @@ def pretrain(
     trainer.train(resume_from_checkpoint=checkpoint)
     if zero_shot_centre and trainer.is_world_process_zero():  # the main process saves the model
         core = trainer.model.base_model
-        rows = centre_data.take(CENTRE_ECGS) if _is_iterable(centre_data) else centre_data.select(
-            range(min(CENTRE_ECGS, len(centre_data))))
-        core.fit_zero_shot_centre([_clean_report(r) for r in _reports(centre_data, CENTRE_REPORTS)], tokenizer,
+        n = ZERO_SHOT_CENTRE_ECGS
+        rows = centre_data.take(n) if _is_iterable(centre_data) else centre_data.select(range(min(n, len(centre_data))))
+        core.fit_zero_shot_centre([clean_report_or_empty(r) for r in _reports(centre_data, CENTRE_REPORTS)], tokenizer,
                                   ecg_batches(rows, 64, core.device, core.dtype))
     save_pretrained_model(trainer, output_dir)
     if trainer.is_world_process_zero():
