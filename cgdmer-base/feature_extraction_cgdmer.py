@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any, Iterator, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import signal as sps
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType
@@ -64,6 +65,10 @@ CLIP_MIN_S = 0.01
 # Largest magnitude accepted in any unit (mV, uV, raw 32-bit ADC counts): larger values are an overflow, a wrong
 # gain or garbage, which z-scoring would silently turn into zeros.
 MAX_ABS_VALUE = 1e10
+# Smallest normalisation scale, as a fraction of the lead's largest deviation from its centre: below it the scale
+# is zero up to float64 rounding (the FFT resampler turns upfirdn's exact zeros into ~1e-17), so the lead is zeroed
+# and masked instead of being divided into noise of ~1e16.
+MIN_RELATIVE_SCALE = 1e-9
 
 # Kinds of bad-lead faults ("NaN/inf", "ADC", "overflow") already logged as a warning in this process.
 _WARNED_FAULT_KINDS: set[str] = set()
@@ -77,7 +82,12 @@ EcgInput = Union[np.ndarray, "torch.Tensor", "wfdb.Record", str, os.PathLike]  #
 def canonical_lead_name(name: str) -> Optional[str]:
     """Standard name (`"aVL"`, `"V1"`, ...) of a lead name such as `"AVL"`, `"lead II"`, `"MLII"` or `"C3"`;
     `None` if unknown. Inverted leads such as `"-aVR"` are not aliases of their positive lead."""
-    key = re.sub(r"^lead[\s_\-:]*", "", str(name).strip().lower())
+    return _canonical_lead_name(str(name))
+
+
+@lru_cache(maxsize=1024)
+def _canonical_lead_name(name: str) -> Optional[str]:
+    key = re.sub(r"^lead[\s_\-:]*", "", name.strip().lower())
     key = re.sub(r"[\s_.]", "", key)
     return _LEAD_ALIASES.get(key)
 
@@ -113,26 +123,82 @@ def _polyphase_fir(up: int, down: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=32)
-def _bandpass_sos(rate: float, low: Optional[float], high: Optional[float], order: int) -> Optional[np.ndarray]:
+def _polyphase_matrix(down: int) -> np.ndarray:
+    """`_polyphase_fir(1, down)` zero-padded to whole multiples of `down` and laid out `(down, taps per phase)`:
+    row `r` holds the taps that meet input samples `down * (m + q) + r`, q = 0, 1, ..., of output sample `m`."""
+    h = _polyphase_fir(1, down)
+    taps = -(-len(h) // down)
+    padded = np.zeros(taps * down)
+    padded[: len(h)] = h
+    return np.ascontiguousarray(padded.reshape(taps, down).T)
+
+
+@lru_cache(maxsize=32)
+def _polyphase_spectrum(down: int, length: int) -> np.ndarray:
+    """Conjugate spectra of the `down` phase filters at FFT length `length` (a correlation is a product with them)."""
+    return np.conj(sp_fft.rfft(_polyphase_matrix(down), n=length, axis=-1))
+
+
+def _decimate(x: np.ndarray, down: int) -> np.ndarray:
+    """`scipy.signal.resample_poly(x, 1, down, axis=-1, window=_polyphase_fir(1, down), padtype="line")` of
+    `(rows, n)` samples, n >= 2, as the sum of the `down` polyphase correlations, taken as products of FFTs
+    (single-threaded pocketfft): about 3x faster than upfirdn's per-sample loop and equal to it up to float64
+    rounding, about 1e-15 of the signal's size (where upfirdn gives an exact 0 this gives ~1e-17; `normalize`
+    treats a scale that small as zero)."""
+    h = _polyphase_fir(1, down)
+    half, (rows, n) = (len(h) - 1) // 2, x.shape
+    n_out = -(-n // down)
+    frames = n_out + _polyphase_matrix(down).shape[1]  # input frames of `down` samples that the outputs reach
+    slope = (x[:, -1:] - x[:, :1]) / (n - 1)  # upfirdn's "line" extension: the line through the end samples
+    left = x[:, :1] - slope * np.arange(half, 0, -1)
+    right = x[:, -1:] + slope * np.arange(1, frames * down - half - n + 1)
+    phases = np.concatenate([left, x, right], axis=1).reshape(rows, frames, down).transpose(0, 2, 1)
+    length = sp_fft.next_fast_len(frames, real=True)  # >= frames: the circular correlation never wraps
+    spectrum = (sp_fft.rfft(phases, n=length, axis=-1) * _polyphase_spectrum(down, length)).sum(axis=1)
+    return sp_fft.irfft(spectrum, n=length, axis=-1)[:, :n_out]
+
+
+class _ZeroPhaseSos(NamedTuple):
+    """Second-order sections and their step-response initial state (`scipy.signal.sosfilt_zi`), designed once:
+    `sosfilt_zi` solves a linear system per section, a third of what `sosfiltfilt` spends on a 10 s record."""
+
+    sos: np.ndarray
+    zi: np.ndarray
+
+
+def _with_zi(sos: np.ndarray) -> _ZeroPhaseSos:
+    return _ZeroPhaseSos(sos, sps.sosfilt_zi(sos))
+
+
+@lru_cache(maxsize=32)
+def _bandpass_sos(rate: float, low: Optional[float], high: Optional[float], order: int) -> Optional[_ZeroPhaseSos]:
     if low and high:
-        return sps.butter(order, [low, high], btype="bandpass", fs=rate, output="sos")
+        return _with_zi(sps.butter(order, [low, high], btype="bandpass", fs=rate, output="sos"))
     if low:
-        return sps.butter(order, low, btype="highpass", fs=rate, output="sos")
+        return _with_zi(sps.butter(order, low, btype="highpass", fs=rate, output="sos"))
     if high:
-        return sps.butter(order, high, btype="lowpass", fs=rate, output="sos")
+        return _with_zi(sps.butter(order, high, btype="lowpass", fs=rate, output="sos"))
     return None
 
 
 @lru_cache(maxsize=32)
-def _notch_sos(rate: float, freq: float, quality: float) -> np.ndarray:
-    return sps.tf2sos(*sps.iirnotch(freq, quality, fs=rate))
+def _notch_sos(rate: float, freq: float, quality: float) -> _ZeroPhaseSos:
+    return _with_zi(sps.tf2sos(*sps.iirnotch(freq, quality, fs=rate)))
 
 
-def _filtfilt(sos: np.ndarray, x: np.ndarray, rate: float) -> np.ndarray:
-    """Zero-phase filtering with 1 s of mirror (even) padding: PTB-XL records often end in a step or plateau,
-    and scipy's default short odd extension turns it into a transient that leaks into the signal."""
-    padlen = min(int(round(rate)), x.shape[-1] - 1)
-    return sps.sosfiltfilt(sos, x, axis=-1, padtype="even", padlen=max(padlen, 0))
+def _filtfilt(filt: _ZeroPhaseSos, x: np.ndarray, rate: float) -> np.ndarray:
+    """Zero-phase filtering of `(rows, n)` samples with 1 s of mirror (even) padding: PTB-XL records often end in a
+    step or plateau, and scipy's default short odd extension turns it into a transient that leaks into the signal.
+    The steps of `scipy.signal.sosfiltfilt(sos, x, axis=-1, padtype="even", padlen=...)`, with its initial state
+    designed once."""
+    padlen = max(min(int(round(rate)), x.shape[-1] - 1), 0)
+    if padlen:
+        x = np.concatenate([x[:, padlen:0:-1], x, x[:, -2 : -padlen - 2 : -1]], axis=1)
+    zi = filt.zi[:, None, :]  # (sections, 1, 2): broadcast over the rows
+    y, _ = sps.sosfilt(filt.sos, x, axis=-1, zi=zi * x[:, :1])
+    y, _ = sps.sosfilt(filt.sos, y[:, ::-1], axis=-1, zi=zi * y[:, -1:])
+    y = y[:, ::-1]
+    return y[:, padlen : y.shape[1] - padlen] if padlen else y
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -229,9 +295,16 @@ def _adc_faults(digital: np.ndarray, bits: Sequence[int], fs: float, wfdb_invali
     (`_scaled_to_own_range`) touches both limits by construction and may jump that far: it is clipped only when it
     stays `CLIP_MIN_S` at each limit, and never wrapped. With `wfdb_invalid`, `-2**(bits - 1)` is WFDB's
     invalid-sample marker, not a value."""
+    if digital.size == 0:
+        return {}
     min_run = max(2, math.ceil(CLIP_MIN_S * fs))
+    limits = 2 ** (np.asarray(bits, dtype=np.int64) - 1) - 1
+    lo, hi = digital.min(axis=1).astype(np.int64), digital.max(axis=1).astype(np.int64)
+    # a row that reaches neither limit and spans at most limit + 1 can neither clip nor jump that far
+    suspect = (hi >= limits) | (lo <= -limits) | (hi - lo > limits + 1)
     faults = {}
-    for row, (d, b) in enumerate(zip(digital, bits)):
+    for row in np.flatnonzero(suspect):
+        row, d, b = int(row), digital[row], bits[row]
         problem = _adc_fault(d.astype(np.int64), int(b), min_run, wfdb_invalid)
         if problem:
             faults[row] = problem
@@ -717,10 +790,12 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
 
     def resample(self, x: np.ndarray, rate: float) -> np.ndarray:
         """Polyphase resampling (Kaiser-windowed FIR anti-aliasing, as `scipy.signal.resample_poly`) from `rate`
-        to `self.sampling_rate`."""
+        to `self.sampling_rate`; integer downsampling (500 -> 100 Hz) takes the faster FFT path `_decimate`."""
         up, down, _ = self._resample_plan(x.shape[-1], rate)
         if up == down:
             return x
+        if up == 1 and x.ndim == 2 and x.shape[-1] >= 2:
+            return _decimate(x, down)
         return sps.resample_poly(x, up, down, axis=-1, window=_polyphase_fir(up, down), padtype="line")
 
     def _resample_plan(self, n: int, rate: float) -> tuple[int, int, int]:
@@ -781,7 +856,8 @@ class CGDMERFeatureExtractor(SequenceFeatureExtractor):
             center, scale = (hi + lo) / 2, (hi - lo) / 2
         else:
             center, scale = np.zeros(x.shape[0]), np.ones(x.shape[0])
-        present[~flat & ~(np.isfinite(scale) & (scale > 0))] = 0  # zeroed by normalisation: a missing lead
+        floor = 0.0 if self.normalization == "none" else MIN_RELATIVE_SCALE * np.abs(seg - center[:, None]).max(axis=1)
+        present[~flat & ~(np.isfinite(scale) & (scale > floor))] = 0  # zeroed by normalisation: a missing lead
         zero = flat | (present == 0)
         scale = np.where(zero, 1.0, scale)
         out = (x - center[:, None]) / scale[:, None]

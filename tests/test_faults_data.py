@@ -212,6 +212,19 @@ def test_lead_wrapped_around(fe, a0002, caplog):
     _assert_lead_masked(fe, a0002, 7, caplog)
 
 
+
+def test_wrap_around_that_never_touches_the_limits(fe):
+    """A jump of more than half the range is found even when no sample reaches a limit (the quick per-row range
+    check must pass such a row to the full check), and a jump of exactly half the range is not a wrap."""
+    x = np.round(500 + 400 * np.sin(2 * np.pi * 1.2 * np.arange(5000) / 500 + np.arange(12)[:, None]))
+    x = x.astype(np.int16)
+    x[5, 3000:] = -16384
+    x[5, :3000] = 16384  # one jump of 32768: half the range, not more
+    assert fe(x, sampling_rate=500)["lead_mask"][0].tolist() == [1] * 12
+    x[5, :3000] = 16385
+    with pytest.raises(ValueError, match=r"lead aVF has 1 jumps of more than 32768 between consecutive samples"):
+        fe(x, sampling_rate=500)
+
 def test_clipping_in_int16_arrays_and_wfdb_records(fe, a0002):
     import wfdb
 

@@ -10,7 +10,7 @@ import wfdb
 from transformers import AutoFeatureExtractor
 
 import cgdmer_hf  # noqa: F401  (registers the Auto classes)
-from cgdmer_hf import STANDARD_LEADS, CGDMERFeatureExtractor
+from cgdmer_hf import STANDARD_LEADS, CGDMERFeatureExtractor, feature_extraction_cgdmer
 from cgdmer_hf.feature_extraction_cgdmer import canonical_lead_name, read_wfdb_record
 from cgdmer_hf.samples import (
     load_cpsc_index,
@@ -379,6 +379,48 @@ def test_other_wfdb_layouts_are_read_by_wfdb(fmt, units, record500, tmp_path):
     np.testing.assert_allclose(read, sig, atol=0.01)
     np.testing.assert_allclose(read, wfdb.rdrecord(str(tmp_path / "rec")).p_signal.T / scale, atol=1e-9)
 
+
+
+@pytest.mark.parametrize("down", [2, 5, 10])
+@pytest.mark.parametrize("n", [2, 7, 101, 4999, 5000, 5003])
+def test_fast_decimation_equals_resample_poly(down, n):
+    """The FFT polyphase path (integer downsampling) gives scipy's `resample_poly` with the same FIR and "line"
+    extension, to float64 rounding, for lengths that are and are not multiples of the factor."""
+    from scipy.signal import resample_poly
+
+    x = np.random.default_rng(n).normal(size=(3, n)).cumsum(axis=1) + 5.0
+    fe = CGDMERFeatureExtractor(sampling_rate=100)
+    fast = fe.resample(x, 100 * down)
+    reference = resample_poly(x, 1, down, axis=-1, window=feature_extraction_cgdmer._polyphase_fir(1, down),
+                              padtype="line")  # fmt: skip
+    assert fast.shape == reference.shape == (3, -(-n // down))
+    np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-12 * np.abs(reference).max())
+    assert np.array_equal(fe.resample(np.zeros((2, n)), 100 * down), np.zeros((2, -(-n // down))))
+
+
+@pytest.mark.parametrize("n", [1, 2, 50, 101, 1000])
+def test_zero_phase_filter_equals_sosfiltfilt(n):
+    """The band-pass with its initial state designed once is exactly scipy's `sosfiltfilt` (even padding, 1 s or
+    as much as the signal allows)."""
+    from scipy.signal import sosfiltfilt
+
+    fe = CGDMERFeatureExtractor()
+    x = np.random.default_rng(n).normal(size=(12, n)).cumsum(axis=1)
+    filt = feature_extraction_cgdmer._bandpass_sos(100.0, fe.bandpass_low, fe.bandpass_high, fe.filter_order)
+    reference = sosfiltfilt(filt.sos, x, axis=-1, padtype="even", padlen=max(min(100, n - 1), 0))
+    assert np.array_equal(fe.bandpass(x), reference)
+
+
+def test_scale_at_rounding_level_is_a_zero_scale():
+    """A lead whose robust scale is float64 rounding of its spikes (IQR ~1e-17) is zeroed and masked, not divided
+    into values of ~1e16."""
+    x = np.random.default_rng(0).normal(size=(12, 1000))
+    x[3] = 1e-17 * np.random.default_rng(1).normal(size=1000)
+    x[3, ::100] = 1.0
+    out = CGDMERFeatureExtractor(normalization="robust", do_bandpass=False)(x, sampling_rate=100)
+    assert np.array_equal(out["ecg_values"][0, 3], np.zeros(1000))
+    assert out["lead_mask"][0].tolist() == [1, 1, 1, 0] + [1] * 8
+    assert np.abs(out["ecg_values"][0]).max() < 10
 
 def test_powerline_notch_at_the_input_rate():
     """At a 250 Hz model rate 50 Hz mains survives the 100 Hz low-pass; `notch_frequency=50` removes it."""
