@@ -184,16 +184,17 @@ def resumable_checkpoint(run_dir: Path, max_steps: int) -> Optional[str]:
     return last
 
 
-def _evaluate(model_dir: Path, data: dict[str, Any], dataset_name: str, args, features=None,
+def _evaluate(model_dir: Path, data: dict[str, Any], dataset_name: str, args, features=None, scores_tag: str = "",
               **settings: Any) -> list[dict]:
     """One `evaluate_model` call, its result rows tagged with the data set (per-class AUCs kept for zero-shot).
     `features`: a `FeatureCache` shared by the calls of one row (the label sets read the same fold-9 and fold-10
-    records, so each split is embedded once per kind)."""
+    records, so each split is embedded once per kind). `scores_tag` tells apart the stored test scores of calls
+    that name their scores alike (the prompt selections of zero-shot)."""
     from cgdmer_hf.evaluation import EvaluationSettings, evaluate_model
 
     result = evaluate_model(str(model_dir), data[dataset_name], features=features, settings=EvaluationSettings(
         random_baseline=False, bootstrap=args.bootstrap, plots=False, keep_test_scores=True, **settings))
-    save_test_scores(model_dir.name, dataset_name, result["test_scores"], args.results_dir)
+    save_test_scores(model_dir.name, dataset_name, result["test_scores"], args.results_dir, scores_tag)
     rows = []
     for row in result["results"]:
         if row["task"] != "zero-shot":
@@ -203,15 +204,17 @@ def _evaluate(model_dir: Path, data: dict[str, Any], dataset_name: str, args, fe
     return rows
 
 
-def save_test_scores(row: str, dataset: str, scores: dict[str, Any], results_dir: Path) -> None:
+def save_test_scores(row: str, dataset: str, scores: dict[str, Any], results_dir: Path, tag: str = "") -> None:
     """Add the test labels and score arrays of one evaluation to `ptbxl_mini_scores/<row>.npz` (float16), so
-    rows can be compared record by record (paired bootstrap)."""
+    rows can be compared record by record (paired bootstrap); keys are `<dataset>/<scores>`, with ` [<tag>]`
+    after the scores' name when tagged (labels are shared, never tagged)."""
     import numpy as np
 
     path = results_dir / "ptbxl_mini_scores" / f"{row}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     stored = dict(np.load(path)) if path.exists() else {}
-    stored.update({f"{dataset}/{name}": np.asarray(value, dtype=np.float16) for name, value in scores.items()})
+    stored.update({f"{dataset}/{name}" + (f" [{tag}]" if tag and name != "labels" else ""):
+                   np.asarray(value, dtype=np.float16) for name, value in scores.items()})
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, **stored)
     tmp.replace(path)
@@ -271,8 +274,8 @@ def zero_shot_rows(model_dir: Path, data: dict[str, Any], args, features=None
 
     def run(label_set: str, selection: str, calibration: Any) -> list[dict[str, Any]]:
         return [{**row, "prompt_selection": selection} for row in _evaluate(
-            model_dir, data, label_set, args, features, tasks=("zero-shot",), calibration=calibration,
-            **PROMPT_SELECTIONS[selection])]
+            model_dir, data, label_set, args, features, scores_tag=selection, tasks=("zero-shot",),
+            calibration=calibration, **PROMPT_SELECTIONS[selection])]
 
     tuned = {label_set: run(label_set, "fold 9", True) for label_set in ZERO_SHOT_SETS}
     calibration = row_calibration(model_dir, data, [r for rows in tuned.values() for r in rows], features)

@@ -131,3 +131,21 @@ def test_a_finished_row_is_evaluated_again_never_retrained_or_deleted(ptbxl_mini
     with pytest.raises(SystemExit, match="neither a finished nor a resumable run of 50 steps.*--force"):
         ptbxl_mini.pretrain_row("cgdmer", spec, "tiny", {}, args)
     assert (run / "model.safetensors").exists()
+
+
+def test_zero_shot_scores_of_each_prompt_selection_are_kept(ptbxl_mini, tmp_path):
+    """Two prompt selections name their zero-shot scores alike; the tag keeps both (the second used to overwrite
+    the first), labels are stored once, untagged, and other rows' keys are left as they were."""
+    import numpy as np
+
+    labels = np.array([[1.0, 0.0], [0.0, 1.0]])
+    ptbxl_mini.save_test_scores("cgdmer", "super", {"labels": labels, "zero-shot_pretrained": labels * 0.5},
+                                tmp_path, "fold 9")  # fmt: skip
+    ptbxl_mini.save_test_scores("cgdmer", "super", {"labels": labels, "zero-shot_pretrained": labels * 0.25},
+                                tmp_path, "plain names")  # fmt: skip
+    ptbxl_mini.save_test_scores("cgdmer", "super", {"linear-probe_pretrained_100pct_seed0": labels}, tmp_path)
+    stored = dict(np.load(tmp_path / "ptbxl_mini_scores" / "cgdmer.npz"))
+    assert sorted(stored) == ["super/labels", "super/linear-probe_pretrained_100pct_seed0",
+                              "super/zero-shot_pretrained [fold 9]", "super/zero-shot_pretrained [plain names]"]
+    assert stored["super/zero-shot_pretrained [fold 9]"].max() == 0.5
+    assert stored["super/zero-shot_pretrained [plain names]"].max() == 0.25
