@@ -10,6 +10,8 @@ class names and of the shipped prompt ensembles, scored three ways:
 - `centred on reports`: the label embeddings minus the mean shared embedding of the training reports (folds 1-8),
   a fixed direction that does not depend on the candidate labels: what `config.zero_shot_centre` holds
   (`cgdmer_hf.evaluation.fit_zero_shot_centre`, fitted by `pretrain`) and the model's zero-shot logits subtract.
+`--wording PACE="pacemaker"` (repeatable) adds a row of the plain names with those classes worded otherwise, to
+see how much one wording costs (a diagnostic, never a headline number: the wording is chosen by hand).
 Prints a table and writes `benchmarks/results/zero_shot_scoring.json`. Skips with a message when the data is
 absent.
 """
@@ -33,7 +35,12 @@ def main() -> int:
     p.add_argument("--model", type=Path, default=REPO / "cgdmer-base")
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     p.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "zero_shot_scoring.json")
+    p.add_argument("--wording", action="append", default=[], metavar="CODE=TEXT",
+                   help="also score the plain names with class CODE worded TEXT (repeatable)")
     args = p.parse_args()
+    wording = dict(w.split("=", 1) for w in args.wording)
+    if any(not code or not text.strip() for code, text in wording.items()):
+        p.error(f"--wording takes CODE=TEXT with both parts, got {args.wording}")
     if not (args.data / "ptb-xl").is_dir():
         print(f"skipped: PTB-XL not found under {args.data} (the benchmark needs ../shared/data)")
         return 0
@@ -58,8 +65,12 @@ def main() -> int:
         ecg = compute_embeddings(model, test, kind="shared", normalize=True)
         labels = column(test, "labels")
         names = label_names(test)
-        for prompts_name, prompts in (("plain names", plain_prompt_set(name)),
-                                      ("ensemble", load_prompt_set(shipped[name]))):
+        selections = [("plain names", plain_prompt_set(name)), ("ensemble", load_prompt_set(shipped[name]))]
+        reworded = {code: [text] for code, text in wording.items() if code in names}
+        if reworded:
+            label = ", ".join(f"{code}={text[0]!r}" for code, text in reworded.items())
+            selections.append((f"plain names, {label}", {**plain_prompt_set(name), **reworded}))
+        for prompts_name, prompts in selections:
             text = label_embeddings(model, tokenizer, {k: prompts[k] for k in names}).float().numpy()
             logits = ecg @ text.T  # the model's logit is a positive scale of this plus a bias: the same ranking
             variants = {"raw": logits, "centred on labels": logits - logits.mean(1, keepdims=True),
