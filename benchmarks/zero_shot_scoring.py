@@ -38,9 +38,10 @@ def main() -> int:
     p.add_argument("--wording", action="append", default=[], metavar="CODE=TEXT",
                    help="also score the plain names with class CODE worded TEXT (repeatable)")
     args = p.parse_args()
-    wording = dict(w.split("=", 1) for w in args.wording)
-    if any(not code or not text.strip() for code, text in wording.items()):
+    pairs = [w.partition("=") for w in args.wording]
+    if any(not code or not sep or not text.strip() for code, sep, text in pairs):
         p.error(f"--wording takes CODE=TEXT with both parts, got {args.wording}")
+    wording = {code: text for code, _, text in pairs}
     if not (args.data / "ptb-xl").is_dir():
         print(f"skipped: PTB-XL not found under {args.data} (the benchmark needs ../shared/data)")
         return 0

@@ -123,20 +123,14 @@ def _polyphase_fir(up: int, down: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=32)
-def _polyphase_matrix(down: int) -> np.ndarray:
-    """`_polyphase_fir(1, down)` zero-padded to whole multiples of `down` and laid out `(down, taps per phase)`:
-    row `r` holds the taps that meet input samples `down * (m + q) + r`, q = 0, 1, ..., of output sample `m`."""
-    h = _polyphase_fir(1, down)
-    taps = -(-len(h) // down)
-    padded = np.zeros(taps * down)
-    padded[: len(h)] = h
-    return np.ascontiguousarray(padded.reshape(taps, down).T)
-
-
-@lru_cache(maxsize=32)
 def _polyphase_spectrum(down: int, length: int) -> np.ndarray:
-    """Conjugate spectra of the `down` phase filters at FFT length `length` (a correlation is a product with them)."""
-    return np.conj(sp_fft.rfft(_polyphase_matrix(down), n=length, axis=-1))
+    """Conjugate spectra, at FFT length `length`, of the `down` phase filters of `_polyphase_fir(1, down)` (zero-padded
+    to whole phases): row `r` is the filter of input samples `down * (m + q) + r`, q = 0, 1, ..., of output `m`;
+    a correlation is a product with these."""
+    h = _polyphase_fir(1, down)
+    padded = np.zeros(-(-len(h) // down) * down)
+    padded[: len(h)] = h
+    return np.conj(sp_fft.rfft(padded.reshape(-1, down).T, n=length, axis=-1))
 
 
 def _decimate(x: np.ndarray, down: int) -> np.ndarray:
@@ -148,7 +142,7 @@ def _decimate(x: np.ndarray, down: int) -> np.ndarray:
     h = _polyphase_fir(1, down)
     half, (rows, n) = (len(h) - 1) // 2, x.shape
     n_out = -(-n // down)
-    frames = n_out + _polyphase_matrix(down).shape[1]  # input frames of `down` samples that the outputs reach
+    frames = n_out + -(-len(h) // down)  # input frames of `down` samples that the outputs reach (taps per phase)
     slope = (x[:, -1:] - x[:, :1]) / (n - 1)  # upfirdn's "line" extension: the line through the end samples
     left = x[:, :1] - slope * np.arange(half, 0, -1)
     right = x[:, -1:] + slope * np.arange(1, frames * down - half - n + 1)
@@ -303,9 +297,8 @@ def _adc_faults(digital: np.ndarray, bits: Sequence[int], fs: float, wfdb_invali
     # a row that reaches neither limit and spans at most limit + 1 can neither clip nor jump that far
     suspect = (hi >= limits) | (lo <= -limits) | (hi - lo > limits + 1)
     faults = {}
-    for row in np.flatnonzero(suspect):
-        row, d, b = int(row), digital[row], bits[row]
-        problem = _adc_fault(d.astype(np.int64), int(b), min_run, wfdb_invalid)
+    for row in map(int, np.flatnonzero(suspect)):
+        problem = _adc_fault(digital[row].astype(np.int64), int(bits[row]), min_run, wfdb_invalid)
         if problem:
             faults[row] = problem
     return faults

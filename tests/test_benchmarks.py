@@ -151,8 +151,9 @@ def test_zero_shot_scores_of_each_prompt_selection_are_kept(ptbxl_mini, tmp_path
     assert stored["super/zero-shot_pretrained [plain names]"].max() == 0.25
 
 
-def test_zero_shot_scoring_refuses_a_wording_without_text(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("wording", ["PACE=", "PACE", "=pacemaker"])
+def test_zero_shot_scoring_refuses_a_wording_without_text(wording, monkeypatch, tmp_path, capsys):
     module = load_script("zero_shot_scoring")
     with pytest.raises(SystemExit):
-        run_main(module, monkeypatch, "--data", str(tmp_path), "--wording", "PACE=")
+        run_main(module, monkeypatch, "--data", str(tmp_path), "--wording", wording)
     assert "--wording takes CODE=TEXT with both parts" in capsys.readouterr().err
