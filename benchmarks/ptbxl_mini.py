@@ -541,6 +541,11 @@ def ship_calibration(row: dict[str, Any], target: Path) -> str:
                  "pretraining reports (folds 1-8), and `zero_shot_centre_offset`, the mean similarity to it of the "
                  "folds 1-8 ECGs; each ECG's similarity to the centre, less the offset, comes off all its label "
                  "similarities, so an ECG's likeness to the average report does not raise all its labels at once.")
+    if config.get("zero_shot_reports"):
+        text += (f" A label is embedded through the report bank (`zero_shot_reports` in `config.json`: the "
+                 f"{len(config['zero_shot_reports'])} distinct folds 1-8 reports with their counts): as the "
+                 "count-weighted mean embedding of the reports that share its words, weighted by the squared share "
+                 "(by idf) of its words each holds; a label with no word in the bank keeps its own embedding.")
     if "ece_calibrated" in summary:
         reliability_figure(summary, target / "zero_shot_reliability.png", "PTB-XL fold 10 super, plain names")
         text += (" On fold 10 super with the plain class names and this calibration the expected calibration "
@@ -634,20 +639,21 @@ def reevaluate_zero_shot(results: dict[str, Any], name: str, data: dict[str, Any
 
 
 def add_zero_shot_centre(model_dir: Path, data: dict[str, Any]) -> None:
-    """Give a model folder saved before the zero-shot centre (and its offset) existed the centre `pretrain` now
-    fits on its training split (folds 1-8), written into its `config.json` (weights untouched; a calibration fitted
-    on other logits is dropped, `zero_shot_rows` fits a new one); a folder with both is left as it is."""
+    """Give a model folder saved before the zero-shot centre (its offset, its report bank) existed the ones
+    `pretrain` now fits on its training split (folds 1-8), written into its `config.json` (weights untouched; a
+    calibration fitted on other logits is dropped, `zero_shot_rows` fits a new one); a folder with all three is
+    left as it is."""
     from transformers import AutoTokenizer
 
     from cgdmer_hf.evaluation import fit_zero_shot_centre, load_model
 
     saved = json.loads((model_dir / "config.json").read_text())
-    if saved.get("zero_shot_centre") is not None and "zero_shot_centre_offset" in saved:
+    if all(saved.get(k) is not None for k in ("zero_shot_centre", "zero_shot_centre_offset", "zero_shot_reports")):
         return
     model = load_model(str(model_dir))
     centre = fit_zero_shot_centre(model, AutoTokenizer.from_pretrained(str(model_dir)), data["super"]["train"])
     saved.update(zero_shot_centre=centre, zero_shot_centre_offset=model.config.zero_shot_centre_offset,
-                 zero_shot_calibration=None)
+                 zero_shot_reports=model.config.zero_shot_reports, zero_shot_calibration=None)
     (model_dir / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
     print(f"{model_dir}: zero-shot centre fitted on {len(data['super']['train'])} training records", flush=True)
 

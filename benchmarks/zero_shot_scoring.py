@@ -9,9 +9,16 @@ class names and of the shipped prompt ensembles, scored three ways:
   offset removed; the ranking of the labels within an ECG is unchanged);
 - `centred on reports`: the label embeddings minus the mean shared embedding of the training reports (folds 1-8),
   a fixed direction that does not depend on the candidate labels: what `config.zero_shot_centre` holds
-  (`cgdmer_hf.evaluation.fit_zero_shot_centre`, fitted by `pretrain`) and the model's zero-shot logits subtract.
+  (`cgdmer_hf.evaluation.fit_zero_shot_centre`, fitted by `pretrain`) and the model's zero-shot logits subtract;
+- `centred, report bank` (what the pipeline scores): as `centred on reports`, each description embedded as the
+  mean of the training reports that share its words (`config.zero_shot_reports`, fitted with the centre;
+  `CGDMERModel.zero_shot_label_embeddings`). The other three use the descriptions' own embeddings.
 `--wording PACE="pacemaker"` (repeatable) adds a row of the plain names with those classes worded otherwise, to
 see how much one wording costs (a diagnostic, never a headline number: the wording is chosen by hand).
+`--bank-sweep` adds the fold-9 (validation) choice of the report bank's weighting: the plain-name macro AUC of
+super, sub, form and rhythm on fold 9 for each power of the matched share (`report_bank_weights`), for the best
+match only (power -> infinity) and with each distinct report counted once; the shipped `ZERO_SHOT_MATCH_POWER` is
+the best sum.
 Prints a table and writes `benchmarks/results/zero_shot_scoring.json`. Skips with a message when the data is
 absent.
 """
@@ -37,6 +44,7 @@ def main() -> int:
     p.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "zero_shot_scoring.json")
     p.add_argument("--wording", action="append", default=[], metavar="CODE=TEXT",
                    help="also score the plain names with class CODE worded TEXT (repeatable)")
+    p.add_argument("--bank-sweep", action="store_true", help="also the fold-9 choice of the report bank's weighting")
     args = p.parse_args()
     pairs = [w.partition("=") for w in args.wording]
     if any(not code or not sep or not text.strip() for code, sep, text in pairs):
@@ -60,7 +68,8 @@ def main() -> int:
     centre = np.asarray(fit_zero_shot_centre(model, tokenizer, data["super"]["train"]))
     multilabel_auc = _auc_functions()[1]
     shipped = label_set_prompts()
-    results, lines = {}, ["| data set | prompts | raw | centred on labels | centred on reports |", "|---|---|---|---|---|"]
+    variant_names = ("raw", "centred on labels", "centred on reports", "centred, report bank")
+    results, lines = {}, ["| data set | prompts | " + " | ".join(variant_names) + " |", "|---" * 6 + "|"]
     for name in DATA_SETS:
         test = data[name]["test"]
         ecg = compute_embeddings(model, test, kind="shared", normalize=True)
@@ -72,10 +81,12 @@ def main() -> int:
             label = ", ".join(f"{code}={text[0]!r}" for code, text in reworded.items())
             selections.append((f"plain names, {label}", {**plain_prompt_set(name), **reworded}))
         for prompts_name, prompts in selections:
-            text = label_embeddings(model, tokenizer, {k: prompts[k] for k in names}).float().numpy()
+            used = {k: prompts[k] for k in names}
+            text = label_embeddings(model, tokenizer, used, use_report_bank=False).float().numpy()
+            bank = label_embeddings(model, tokenizer, used).float().numpy()
             logits = ecg @ text.T  # the model's logit is a positive scale of this plus a bias: the same ranking
-            variants = {"raw": logits, "centred on labels": logits - logits.mean(1, keepdims=True),
-                        "centred on reports": ecg @ (text - centre).T}
+            variants = dict(zip(variant_names, (logits, logits - logits.mean(1, keepdims=True), ecg @ (text - centre).T,
+                                                ecg @ (bank - centre).T), strict=True))
             row = {}
             for variant, scores in variants.items():
                 auc = multilabel_auc(scores, labels, names)  # classes without both outcomes are left out
@@ -84,11 +95,53 @@ def main() -> int:
             results.setdefault(name, {})[prompts_name] = row
             lines.append(f"| {name} | {prompts_name} | " + " | ".join(f"{row[v]['macro_auc']:.3f}" for v in variants) + " |")
     print("\n".join(lines))
+    saved = {"model": str(args.model.relative_to(REPO) if args.model.is_relative_to(REPO) else args.model),
+             "results": results, "table": lines}
+    if args.bank_sweep:
+        saved["bank_sweep_fold9"] = bank_sweep(model, tokenizer, data, centre)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"model": str(args.model.relative_to(REPO) if args.model.is_relative_to(REPO)
-                                                     else args.model), "results": results, "table": lines}, indent=2))
+    args.output.write_text(json.dumps(saved, indent=2))
     print(f"wrote {args.output}")
     return 0
+
+
+def bank_sweep(model, tokenizer, data, centre: np.ndarray) -> dict[str, dict[str, float]]:
+    """Fold-9 plain-name macro AUC of the PTB-XL label sets for each weighting of the report bank; printed."""
+    from cgdmer_hf.data import label_names
+    from cgdmer_hf.evaluation.embeddings import column, compute_embeddings
+    from cgdmer_hf.evaluation.metrics import _auc_functions
+    from cgdmer_hf.evaluation.zero_shot import label_embeddings
+    from cgdmer_hf.modeling_cgdmer import report_bank_weights
+    from cgdmer_hf.prompts import clean_prompts, plain_prompt_set
+
+    bank = model.config.zero_shot_reports
+    reports = model.base_model.zero_shot_report_embeddings(list(bank), tokenizer).double().numpy()
+    variants = {f"power {p:g}": (bank, p) for p in (1, 2, 4, 8, 16)}
+    variants.update({"best match only": (bank, None), "power 2, each report once": ({t: 1 for t in bank}, 2)})
+    table, multilabel_auc = {}, _auc_functions()[1]
+    for name in DATA_SETS[:4]:
+        validation = data[name]["validation"]
+        ecg, labels = compute_embeddings(model, validation, kind="shared", normalize=True), column(validation, "labels")
+        names = label_names(validation)
+        prompts = {k: plain_prompt_set(name)[k] for k in names}
+        own = label_embeddings(model, tokenizer, prompts, use_report_bank=False).double().numpy()
+        descriptions = [texts[0] for _, texts in clean_prompts(prompts)]  # plain names: one description each
+        for variant, (counts, power) in variants.items():
+            weights = report_bank_weights(counts, descriptions, power or 1.0).numpy()
+            if power is None:  # the best match only: the reports holding the largest share, by count
+                share = weights / np.asarray(list(counts.values()), dtype=float)
+                weights = np.where(share >= share.max(1, keepdims=True) * (1 - 1e-9), weights / share.clip(1e-300), 0.0)
+                weights[share.max(1) == 0] = 0.0
+            text = np.where(weights.sum(1, keepdims=True) > 0, weights @ reports, own)
+            text /= np.linalg.norm(text, axis=1, keepdims=True)
+            auc = multilabel_auc(ecg @ (text - centre).T, labels, names)["roc_auc"]
+            table.setdefault(variant, {})[name] = round(auc, 4)
+    print("\nReport bank weighting, fold 9, plain names (macro AUC):\n| weighting | super | sub | form | rhythm | sum |\n"
+          "|---|---|---|---|---|---|")
+    for variant, row in table.items():
+        row["sum"] = round(sum(row.values()), 4)
+        print(f"| {variant} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")
+    return table
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ Scores are independent probabilities `sigmoid(exp(t) * cos(ecg, label) + b)` (th
 trained with), so several labels can be likely at once (multi-label diagnosis); they do not sum to one. When the
 model's config holds a `zero_shot_centre` (the mean embedding of its pretraining reports, set by `pretrain`), each
 ECG's likeness to that average report, relative to the average pretraining ECG's, is taken out of the cosine: it no
-longer raises all the ECG's labels at once (`CGDMERModel.zero_shot_logits`). When the
+longer raises all the ECG's labels at once (`CGDMERModel.zero_shot_logits`). When it holds a report bank
+(`zero_shot_reports`, the distinct pretraining reports, set with the centre), a label is embedded as the weighted
+mean of the bank reports that share its words (`CGDMERModel.zero_shot_label_embeddings`). When the
 model's config holds a `zero_shot_calibration` (fitted on a validation split), the scores are its calibrated
 probabilities `sigmoid(scale * logit + bias)` by default (`calibrated=False` gives the raw ones); every result says
 which (`"calibrated"`). A label none of whose words the report tokenizer learned from the pretraining reports is

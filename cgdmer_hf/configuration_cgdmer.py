@@ -90,6 +90,18 @@ def checked_centre(centre: Any, projection_dim: int) -> Optional[list[float]]:
     return values
 
 
+def checked_report_bank(reports: Any) -> Optional[dict[str, int]]:
+    """`zero_shot_reports` as `{report text: count}` with non-empty texts and positive integer counts (or `None`)."""
+    if reports is None:
+        return None
+    if not isinstance(reports, dict) or not all(
+            isinstance(t, str) and t.strip() and isinstance(c, int) and not isinstance(c, bool) and c > 0
+            for t, c in reports.items()):
+        raise ValueError("zero_shot_reports must be a dict {report text: positive integer count}, got "
+                         f"{type(reports).__name__} {str(reports)[:60]}")
+    return dict(reports)
+
+
 class CGDMEREcgConfig(PretrainedConfig):
     r"""Configuration of the ECG tower: tokenisation, backbone, masking and the masked-ECG decoder.
 
@@ -375,6 +387,11 @@ class CGDMERConfig(PretrainedConfig):
             every report) no longer raises all its labels at once. `None`: the plain SigLIP logit.
         zero_shot_centre_offset (`float`, defaults to 0): the mean of `ecg . centre` over the pretraining ECGs, so
             that centring leaves the average logit where SigLIP trained it.
+        zero_shot_reports (`dict[str, int]`, *optional*): the zero-shot report bank, the most frequent distinct
+            pretraining reports (cleaned) with their counts, set with the centre (`CGDMERModel.fit_zero_shot_centre`,
+            at most `ZERO_SHOT_BANK_SIZE`). When set, a label description is embedded as the count-weighted mean of
+            the bank reports that share its words (`CGDMERModel.zero_shot_label_embeddings`): "myocardial
+            infarction" becomes the average report that names one. `None`: the description's own embedding.
 
     Attention: `attn_implementation="sdpa"` (default) or `"eager"` (the one that returns attention weights), the
     same for every encoder.
@@ -411,6 +428,7 @@ class CGDMERConfig(PretrainedConfig):
         zero_shot_calibration: Optional[dict] = None,
         zero_shot_centre: Optional[list[float]] = None,
         zero_shot_centre_offset: float = 0.0,
+        zero_shot_reports: Optional[dict[str, int]] = None,
         **kwargs: Any,
     ):
         if isinstance(ecg_config, CGDMEREcgConfig):
@@ -439,6 +457,7 @@ class CGDMERConfig(PretrainedConfig):
         self.zero_shot_calibration = zero_shot_calibration
         self.zero_shot_centre = checked_centre(zero_shot_centre, projection_dim)
         self.zero_shot_centre_offset = float(zero_shot_centre_offset)
+        self.zero_shot_reports = checked_report_bank(zero_shot_reports)
         kwargs.setdefault("problem_type", "multi_label_classification")
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
         if shared_hidden_size % self.shared_num_attention_heads:

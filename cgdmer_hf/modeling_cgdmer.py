@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -28,6 +29,39 @@ from .configuration_cgdmer import MASKING_STRATEGIES, CGDMERConfig, CGDMEREcgCon
 logger = logging.get_logger(__name__)
 
 ZERO_SHOT_CENTRE_ECGS = 2048  # training ECGs averaged into the zero-shot centre offset (a mean of similarities)
+ZERO_SHOT_BANK_SIZE = 2000  # most frequent distinct pretraining reports kept as the zero-shot report bank
+ZERO_SHOT_MATCH_POWER = 2.0  # bank weight = count * (matched share of a description)**power; chosen on fold 9
+
+
+def report_words(text: str) -> frozenset[str]:
+    """The words a zero-shot description is matched to bank reports by: lower-cased alphanumeric runs of two or
+    more characters, a final "s" of a word longer than three dropped ("changes" and "change" match)."""
+    words = (w for w in re.findall(r"[^\W_]+", unicodedata.normalize("NFC", text).lower()) if len(w) > 1)
+    return frozenset(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words)
+
+
+def report_bank_weights(bank: dict[str, int], descriptions: Sequence[str], power: float = ZERO_SHOT_MATCH_POWER
+                        ) -> torch.Tensor:
+    """`(len(descriptions), len(bank))` float64 weights of the bank reports for each description: a report's
+    count times `(idf of the description words it holds / idf of the description words in the bank) ** power`,
+    an idf being `log(total count / count of the reports holding the word)`. A row is all zero when no word of
+    its description is in the bank (or only words every report holds)."""
+    texts = list(bank)
+    counts = torch.tensor([bank[t] for t in texts], dtype=torch.float64)
+    words = [report_words(t) for t in texts]
+    frequency: collections.Counter[str] = collections.Counter()
+    for held, count in zip(words, counts.tolist(), strict=True):
+        frequency.update(dict.fromkeys(held, count))
+    total = float(counts.sum())
+    weights = torch.zeros(len(descriptions), len(texts), dtype=torch.float64)
+    for row, description in enumerate(descriptions):
+        idf = {w: math.log(total / frequency[w]) for w in report_words(description) if w in frequency}
+        information = sum(idf.values())
+        if information <= 0:
+            continue
+        matched = torch.tensor([sum(v for w, v in idf.items() if w in held) for held in words], dtype=torch.float64)
+        weights[row] = counts * (matched / information) ** power
+    return weights
 
 ECG_MODALITY, TEXT_MODALITY = 0, 1
 
@@ -1044,9 +1078,16 @@ class CGDMERModel(CGDMERPreTrainedModel):
 
     @torch.no_grad()
     def zero_shot_label_embeddings(self, prompts: dict[str, list[str]] | tuple[tuple[str, tuple[str, ...]], ...],
-                                   tokenizer) -> torch.Tensor:
+                                   tokenizer, use_report_bank: bool = True) -> torch.Tensor:
         """`(labels, projection_dim)` normalised float32 label embeddings: each description is embedded and
         normalised, a label's descriptions (its prompt ensemble) are averaged and the mean normalised again.
+
+        With a report bank (`config.zero_shot_reports`, set with the centre) and `use_report_bank`, a description
+        that shares a word with a bank report is embedded instead as the normalised mean of the bank reports'
+        embeddings, weighted by `report_bank_weights` (count times the share of the description's words, by idf,
+        the report holds, squared): a class name the reports seldom use verbatim ("myocardial infarction") is
+        scored by the reports that name it ("inferior myocardial infarction"). A description with no word in the
+        bank keeps its own embedding.
 
         `prompts`: `{label: description or [descriptions]}` or `((label, (description, ...)), ...)` (what the
         pipeline's `build_prompts` validates), tokenized with the report `tokenizer`. A description longer than
@@ -1069,6 +1110,12 @@ class CGDMERModel(CGDMERPreTrainedModel):
         embeds = F.normalize(self._projected(self.get_text_features(tokens["input_ids"].to(self.device),
                                                                     tokens["attention_mask"].to(self.device))
                                              ).float(), dim=-1)
+        if use_report_bank and self.config.zero_shot_reports:
+            weights = report_bank_weights(self.config.zero_shot_reports, [text for _, text in texts])
+            matched = weights.sum(-1) > 0
+            if matched.any():
+                bank = F.normalize(weights[matched] @ self._zero_shot_bank_embeddings(tokenizer), dim=-1)
+                embeds[matched.to(embeds.device)] = bank.to(embeds)
         labels = torch.stack([chunk.mean(0) for chunk in embeds.split([len(d) for _, d in items])])
         return F.normalize(labels, dim=-1)
 
@@ -1160,14 +1207,25 @@ class CGDMERModel(CGDMERPreTrainedModel):
                 tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device))).float(), dim=-1))
         return torch.cat(chunks) if chunks else torch.zeros(0, self.config.projection_dim)
 
+    def _zero_shot_bank_embeddings(self, tokenizer) -> torch.Tensor:
+        """Float64 embeddings of the report bank's texts (in its order), kept until a weight, the bank or the
+        tokenizer changes (parameters are compared by storage and in-place version)."""
+        texts = tuple(self.config.zero_shot_reports)
+        key = (texts, id(tokenizer), tuple((p.data_ptr(), p._version) for p in self.parameters()))
+        cached = getattr(self, "_bank_cache", None)
+        if cached is None or cached[0] != key:
+            self._bank_cache = (key, self.zero_shot_report_embeddings(list(texts), tokenizer).double().cpu())
+        return self._bank_cache[1]
+
     def fit_zero_shot_centre(self, reports: Sequence[str], tokenizer, ecg_inputs: Iterable[dict[str, torch.Tensor]],
                              batch_size: int = 64) -> list[float]:
         """Fit the zero-shot centre on pretraining data and return it: `config.zero_shot_centre`, the mean
         normalised shared embedding of `reports` (texts cleaned as the pretraining reports were, each counted as
         often as it occurs), and `config.zero_shot_centre_offset`, the mean similarity to it of the ECGs of
         `ecg_inputs` (batches of `ecg_values`, `lead_mask`, `ecg_attention_mask`), which keeps the average logit
-        where SigLIP trained it. Never fit it on test data. A calibration fitted on other logits is removed (with
-        a warning): fit it again afterwards."""
+        where SigLIP trained it; and `config.zero_shot_reports`, the report bank of zero-shot label embeddings
+        (the `ZERO_SHOT_BANK_SIZE` most frequent distinct `reports` with their counts). Never fit it on test data. A
+        calibration fitted on other logits is removed (with a warning): fit it again afterwards."""
         counts = collections.Counter(r for r in reports if r)
         if not counts:
             raise ValueError("fit_zero_shot_centre needs at least one report with text")
@@ -1190,6 +1248,7 @@ class CGDMERModel(CGDMERPreTrainedModel):
             self.config.zero_shot_calibration = None
         self.config.zero_shot_centre = [float(v) for v in centre]
         self.config.zero_shot_centre_offset = float((torch.cat(ecg).double() @ centre).mean())
+        self.config.zero_shot_reports = dict(counts.most_common(ZERO_SHOT_BANK_SIZE))
         return self.config.zero_shot_centre
 
     @staticmethod
@@ -1553,6 +1612,9 @@ __all__ = [
     "CGDMERForPreTraining",
     "CGDMERForECGClassification",
     "ZERO_SHOT_CENTRE_ECGS",
+    "ZERO_SHOT_BANK_SIZE",
+    "report_bank_weights",
+    "report_words",
     "report_keys",
     "sigmoid_contrastive_loss",
     "orthogonality_loss",

@@ -137,7 +137,7 @@ def test_zero_shot_centre_config_round_trip_and_errors(tmp_path):
         CGDMERConfig.from_preset("tiny", zero_shot_centre="mean")
 
 
-def test_fit_zero_shot_centre_weights_repeated_reports_and_keeps_the_average_logit(caplog):
+def test_fit_zero_shot_centre_weights_repeated_reports_and_keeps_the_average_logit(caplog, monkeypatch):
     torch.manual_seed(0)
     tokenizer = load_default_tokenizer()
     model = CGDMERModel(CGDMERConfig.from_preset("tiny", text_config=dict(vocab_size=len(tokenizer)))).eval()
@@ -154,6 +154,11 @@ def test_fit_zero_shot_centre_weights_repeated_reports_and_keeps_the_average_log
     # the German report cleans to the English one: it counts twice; missing and blank ones not at all
     assert clean_report_or_empty(float("nan")) == "" == clean_report_or_empty(None)
     np.testing.assert_allclose(centre, ((2 * embeds[0] + embeds[1]) / 3).numpy(), atol=1e-6)
+    assert model.config.zero_shot_reports == {"sinus rhythm normal ecg": 2, "left bundle branch block": 1}
+    monkeypatch.setattr("cgdmer_hf.modeling_cgdmer.ZERO_SHOT_BANK_SIZE", 1)  # the bank keeps the most frequent
+    E.fit_zero_shot_centre(model, tokenizer, records)
+    assert model.config.zero_shot_reports == {"sinus rhythm normal ecg": 2}
+    np.testing.assert_allclose(model.config.zero_shot_centre, centre, atol=1e-6)  # the centre averages them all
     ecg = E.compute_embeddings(model, records, kind="shared", normalize=True)
     assert model.config.zero_shot_centre_offset == pytest.approx(float((ecg @ np.asarray(centre)).mean()), abs=1e-6)
     # over the fitting ECGs the centred logits average the plain ones: centring does not drown every score
@@ -168,12 +173,73 @@ def test_fit_zero_shot_centre_weights_repeated_reports_and_keeps_the_average_log
 
 
 def test_random_init_baseline_has_no_centre_or_calibration():
-    model = CGDMERModel(CGDMERConfig.from_preset("tiny", zero_shot_calibration=CALIBRATION))
+    model = CGDMERModel(CGDMERConfig.from_preset("tiny", zero_shot_calibration=CALIBRATION,
+                                                 zero_shot_reports={"sinus rhythm": 2}))
     model.config.zero_shot_centre = [0.1] * model.config.projection_dim
     random = E.random_init_like(model)
     assert random.config is not model.config
     assert random.config.zero_shot_centre is None and random.config.zero_shot_calibration is None
     assert model.config.zero_shot_centre is not None  # the trained model keeps its own
+    assert random.config.zero_shot_reports == {"sinus rhythm": 2}  # texts, not weights: scored the same way
+
+
+# ------------------------------------------------------------------------------------------------ report bank
+def test_report_words_and_bank_weights_known_values():
+    from cgdmer_hf.modeling_cgdmer import report_bank_weights, report_words
+
+    assert report_words("ST-T Changes, 1st degree AV block.") == {"st", "change", "1st", "degree", "av", "block"}
+    assert report_words("premature contraction(s) a") == {"premature", "contraction"}  # 1-letter runs dropped
+    bank = {"sinus rhythm normal ecg": 6, "sinus rhythm left bundle branch block": 1, "atrial fibrillation": 1}
+    idf = {"left": np.log(8), "bundle": np.log(8), "branch": np.log(8), "block": np.log(8), "sinu": np.log(8 / 7),
+           "rhythm": np.log(8 / 7), "atrial": np.log(8), "fibrillation": np.log(8)}
+    weights = report_bank_weights(bank, ["left bundle branch block", "sinus rhythm", "atrial flutter", "xyzzy"])
+    np.testing.assert_allclose(weights[0], [0, 1, 0])  # the one report that holds all its words, its count
+    np.testing.assert_allclose(weights[1], [6, 1, 0])
+    # "flutter" is in no report: the description's information is that of "atrial" alone, which one report holds
+    np.testing.assert_allclose(weights[2], [0, 0, 1])
+    assert weights[3].sum() == 0  # no word in the bank: the description keeps its own embedding
+    half = report_bank_weights(bank, ["sinus bundle"])[0]  # holds "sinu" only, "sinu" and "bundle", nothing
+    share = idf["sinu"] / (idf["sinu"] + idf["bundle"])
+    np.testing.assert_allclose(half, [6 * share ** 2, 1.0, 0.0])
+    np.testing.assert_allclose(report_bank_weights(bank, ["sinus bundle"], power=1.0)[0], [6 * share, 1.0, 0.0])
+
+
+def test_report_bank_config_round_trip_and_errors(tmp_path):
+    config = CGDMERConfig.from_preset("tiny", zero_shot_reports={"sinus rhythm": 3, "left bundle branch block": 1})
+    config.save_pretrained(tmp_path)
+    assert CGDMERConfig.from_pretrained(tmp_path).zero_shot_reports == {"sinus rhythm": 3,
+                                                                        "left bundle branch block": 1}
+    assert CGDMERConfig.from_preset("tiny").zero_shot_reports is None
+    for bad in (["sinus rhythm"], {"sinus rhythm": 0}, {"": 2}, {"sinus rhythm": 1.5}, {"sinus rhythm": True}):
+        with pytest.raises(ValueError, match="zero_shot_reports must be a dict"):
+            CGDMERConfig.from_preset("tiny", zero_shot_reports=bad)
+
+
+def test_label_embeddings_through_the_report_bank():
+    from cgdmer_hf.modeling_cgdmer import report_bank_weights
+
+    torch.manual_seed(0)
+    tokenizer = load_default_tokenizer()
+    bank = {"sinus rhythm normal ecg": 6, "sinus rhythm left bundle branch block": 1, "atrial fibrillation": 2}
+    model = CGDMERModel(CGDMERConfig.from_preset("tiny", text_config=dict(vocab_size=len(tokenizer)),
+                                                 zero_shot_reports=bank)).eval()
+    prompts = {"LBBB": ["left bundle branch block", "sinus rhythm"], "odd": ["xyzzy"]}
+    own = model.zero_shot_label_embeddings(prompts, tokenizer, use_report_bank=False)
+    reports = model.zero_shot_report_embeddings(list(bank), tokenizer).double()
+    weights = report_bank_weights(bank, ["left bundle branch block", "sinus rhythm"])
+    each = torch.nn.functional.normalize(weights @ reports, dim=-1)
+    expected = torch.nn.functional.normalize(each.mean(0), dim=-1).float()
+    labels = model.zero_shot_label_embeddings(prompts, tokenizer)
+    torch.testing.assert_close(labels[0], expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(labels[1], own[1])  # no word in the bank: its own embedding
+    assert not torch.allclose(labels[0], own[0], atol=1e-3)
+    # the bank's embeddings are kept between calls, and recomputed once a weight changes in place
+    with torch.no_grad():
+        model.text_model.token_embedding.weight.mul_(1.5).add_(0.01)
+    reports = model.zero_shot_report_embeddings(list(bank), tokenizer).double()
+    expected = torch.nn.functional.normalize(torch.nn.functional.normalize(weights @ reports, dim=-1).mean(0), dim=-1)
+    torch.testing.assert_close(model.zero_shot_label_embeddings(prompts, tokenizer)[0], expected.float(),
+                               atol=1e-6, rtol=0)
 
 
 # ------------------------------------------------------------------------------------------------ pipeline

@@ -230,6 +230,12 @@ def test_saved_model_holds_the_zero_shot_centre_of_its_training_data(trained, sp
     np.testing.assert_allclose(again, centre, atol=1e-6)
     assert saved.config.zero_shot_centre_offset == pytest.approx(offset, abs=1e-5)
     assert 0.1 < np.linalg.norm(centre) <= 1.0  # a mean of unit vectors, not one report nor zero
+    # the report bank: the distinct cleaned training reports with their counts
+    from collections import Counter
+
+    from cgdmer_hf.reports import clean_report_or_empty
+
+    assert saved.config.zero_shot_reports == dict(Counter(r for r in map(clean_report_or_empty, splits[0]["report"]) if r))
 
 
 class _Interrupt(Exception):

@@ -129,7 +129,8 @@ def random_init_like(model, seed: int = 0):
     from ..modeling_cgdmer import CGDMERModel
 
     config = copy.deepcopy(model.base_model.config)
-    # random weights: the trained model's zero-shot centre and calibration do not apply
+    # random weights: the trained model's zero-shot centre and calibration do not apply (its report bank, texts
+    # and counts, does: the random row is scored through it as the trained one is)
     config.zero_shot_centre, config.zero_shot_centre_offset, config.zero_shot_calibration = None, 0.0, None
     torch.manual_seed(seed)
     return CGDMERModel(config).eval()

@@ -15,12 +15,14 @@ from ..prompts import align_prompts, clean_prompts
 from .metrics import _auc_functions
 
 
-def label_embeddings(model, tokenizer, prompts: Mapping[str, Sequence[str]]) -> torch.Tensor:
+def label_embeddings(model, tokenizer, prompts: Mapping[str, Sequence[str]], use_report_bank: bool = True
+                     ) -> torch.Tensor:
     """`(classes, projection_dim)` normalised prompt-ensemble embeddings of the prompts (cleaned with
-    `clean_report` like the pretraining reports), as the zero-shot pipeline computes them."""
+    `clean_report` like the pretraining reports), as the zero-shot pipeline computes them (through the model's
+    report bank when it has one and `use_report_bank`)."""
     core = model.base_model
     with eval_mode(core):
-        return core.zero_shot_label_embeddings(clean_prompts(prompts), tokenizer)
+        return core.zero_shot_label_embeddings(clean_prompts(prompts), tokenizer, use_report_bank=use_report_bank)
 
 
 def label_keys(prompts: Mapping[str, Sequence[str]]) -> list[str]:

@@ -233,8 +233,10 @@ def pretrain(
         callbacks: extra `TrainerCallback`s.
         zero_shot_centre: after training, store the mean shared embedding of the training reports (up to
             `CENTRE_REPORTS` of them) as `config.zero_shot_centre`, with the mean similarity to it of up to
-            `ZERO_SHOT_CENTRE_ECGS` training ECGs, which zero-shot scoring uses (`CGDMERModel.fit_zero_shot_centre`).
-            `False`: plain SigLIP logits. A new model starts without centre and calibration either way.
+            `ZERO_SHOT_CENTRE_ECGS` training ECGs, and the most frequent of those reports as the zero-shot report
+            bank (`config.zero_shot_reports`), which zero-shot scoring uses (`CGDMERModel.fit_zero_shot_centre`).
+            `False`: plain SigLIP logits of the descriptions' own embeddings. A new model starts without centre,
+            bank and calibration either way.
 
     Returns:
         the [`CGDMERPretrainer`] after training (`trainer.state.log_history` holds every logged value).
@@ -265,8 +267,9 @@ def pretrain(
         config = CGDMERConfig.from_preset(config)
     else:
         config = CGDMERConfig.from_dict(config.to_dict())
-    if checkpoint is None:  # a new model: the zero-shot centre and calibration of another one do not apply
+    if checkpoint is None:  # a new model: the zero-shot centre, bank and calibration of another one do not apply
         config.zero_shot_centre, config.zero_shot_centre_offset, config.zero_shot_calibration = None, 0.0, None
+        config.zero_shot_reports = None
     if mlm_probability is not None:
         config.text_config.mlm_probability = mlm_probability
     length = _first_ecg_length(train_dataset)
