@@ -9,6 +9,9 @@ steps and times the last `--steps`.
     python benchmarks/bench_pretrain.py --designs default v0.1   # the divided-attention design against v0.1
     python benchmarks/bench_pretrain.py --profile --threads 2    # where the step's time goes, fp32 and bf16
     python benchmarks/bench_pretrain.py --compile --threads 2    # eager against torch.compile, fp32 and bf16
+    python benchmarks/bench_pretrain.py --compile --modes eager --rounds 9 --threads 2   # bf16 gain, no compile
+    python benchmarks/bench_pretrain.py --precisions fp32 bf16 --rounds 3 --threads 2   # Trainer pairs/s, both
+    python benchmarks/bench_pretrain.py --softmax --threads 2    # the bf16 attention softmax paths, by row length
 
 On a shared CPU, other processes' threads can slow OpenMP down many times over (the 1-minute load average is
 saved with the result); `--threads 1 2` measures both settings.
@@ -24,12 +27,17 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import ctypes
+import ctypes.util
+import itertools
 import json
 import os
 import platform
 import resource
 import shutil
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -42,6 +50,7 @@ BF16_PEAK = {"H200": 989.4e12, "H100 SXM": 989.4e12, "H100 80GB HBM3": 989.4e12,
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_pretrain.json"
 # ECG tower designs to compare: today's defaults and v0.1's joint attention without routing.
 DESIGNS = {"default": {}, "v0.1": LEGACY_DEFAULTS}
+MODES = ("eager", "compiled")
 
 
 def device_peak(name: str) -> float | None:
@@ -82,14 +91,17 @@ def build(preset: str, batch_size: int, steps: int, bf16: bool, use_cpu: bool, o
 
 
 def flops_per_pair(trainer, collator, dataset, batch_size: int) -> float:
-    """FLOPs of one forward + backward pass per ECG-report pair, counted on one batch."""
+    """FLOPs of one forward + backward pass per ECG-report pair, counted on one batch. Attention runs on SDPA's
+    math backend while counting: `FlopCounterMode` counts no FLOPs for the CPU flash-attention kernel (torch
+    2.13), and the math backend's matmuls are the FLOPs the fused kernels do."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     batch = collator.mask_reports(collator([dataset[i] for i in range(batch_size)]))
     model = trainer.model.to(trainer.args.device).train()
     batch = {k: v.to(trainer.args.device) for k, v in batch.items()}
     dtype = torch.bfloat16 if trainer.args.bf16 else None
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
         with torch.autocast(trainer.args.device.type, dtype=dtype, enabled=dtype is not None):
             loss = model(**batch).loss
         loss.backward()
@@ -145,6 +157,17 @@ def run(preset: str, batch_size: int, steps: int, warmup: int, bf16: bool, use_c
                    peak_memory_MiB=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                    peak_memory_kind="process peak RSS (over this and earlier rows)", mfu=None)
     return row
+
+
+def bf16_gains(rows: list[dict]) -> dict[str, float]:
+    """bf16 over fp32 pairs/s (medians over the rounds) for each preset, design and device timed in both."""
+    runs: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    for row in rows:
+        key = (row["preset"], row["design"], row["device"])
+        runs.setdefault(key, {}).setdefault(row["precision"], []).append(row["pairs_per_s"])
+    median = lambda values: sorted(values)[len(values) // 2]  # noqa: E731
+    return {" / ".join(key): round(median(both["bf16"]) / median(both["fp32"]), 3)
+            for key, both in runs.items() if {"fp32", "bf16"} <= both.keys()}
 
 
 # ---- step profile ---------------------------------------------------------------------------------------------
@@ -230,7 +253,7 @@ def profile_step(preset: str, batch_size: int, steps: int, rounds: int, design: 
     with tempfile.TemporaryDirectory() as tmp:
         trainer, collator, train = build(preset, batch_size, steps, False, True, tmp, 0, design)
     model = trainer.model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # the Trainer's default optimizer
     examples = [train[i] for i in range(batch_size)]
 
     def step(dtype) -> None:
@@ -249,12 +272,14 @@ def profile_step(preset: str, batch_size: int, steps: int, rounds: int, design: 
     for _ in range(rounds):
         for dtype in ("fp32", "bf16"):
             step(dtype)  # warm-up: allocator and oneDNN caches
+            start = time.perf_counter()
+            for _ in range(steps):
+                step(dtype)
+            step_ms[dtype].append((time.perf_counter() - start) * 1000 / steps)  # without the profiler's overhead
             undo = _label_ranges(model, record_function)
             with profile(activities=[ProfilerActivity.CPU]) as prof:
-                start = time.perf_counter()
                 for _ in range(steps):
                     step(dtype)
-                step_ms[dtype].append((time.perf_counter() - start) * 1000 / steps)
             undo()
             for key, ms in _attribute(prof.events(), set(PROFILE_COMPONENTS)).items():
                 totals[dtype][key] = totals[dtype].get(key, 0.0) + ms / (steps * rounds)
@@ -278,19 +303,21 @@ def profile_step(preset: str, batch_size: int, steps: int, rounds: int, design: 
             **table}
 
 
-def compile_comparison(preset: str, batch_size: int, steps: int, rounds: int, design: str = "default") -> dict:
-    """ms per model step (forward with the loss, backward, AdamW; one fixed collated batch), eager and
-    `torch.compile`d, fp32 and bf16 autocast, interleaved over `rounds`; the compile time (with the first step)
-    measured separately, from an empty inductor cache (what a first run pays; later runs reuse the cache)."""
+def compile_comparison(preset: str, batch_size: int, steps: int, rounds: int, design: str = "default",
+                       modes: Sequence[str] = MODES) -> dict:
+    """ms per model step (forward with the loss, backward, fused AdamW as the Trainer's default; one fixed collated
+    batch), eager and/or `torch.compile`d (`modes`), fp32 and bf16 autocast, interleaved over `rounds`; the compile
+    time (with the first step) measured separately, from an empty inductor cache (what a first run pays; later runs
+    reuse the cache)."""
     import tempfile
 
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-inductor-")
     with tempfile.TemporaryDirectory() as tmp:
         trainer, collator, train = build(preset, batch_size, steps, False, True, tmp, 0, design)
     model = trainer.model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     batch = collator.mask_reports(collator([train[i] for i in range(batch_size)]))
-    compiled = torch.compile(model)
+    modules = {name: model if name == "eager" else torch.compile(model) for name in modes}
     device = next(model.parameters()).device.type
 
     def step(module, dtype: str) -> None:
@@ -302,14 +329,15 @@ def compile_comparison(preset: str, batch_size: int, steps: int, rounds: int, de
 
     compile_s = {}
     for dtype in ("fp32", "bf16"):
-        start = time.perf_counter()
-        step(compiled, dtype)  # compiles the graph of this dtype
-        compile_s[dtype] = round(time.perf_counter() - start, 1)
-        step(compiled, dtype)
+        if "compiled" in modules:
+            start = time.perf_counter()
+            step(modules["compiled"], dtype)  # compiles the graph of this dtype
+            compile_s[dtype] = round(time.perf_counter() - start, 1)
+            step(modules["compiled"], dtype)
         step(model, dtype)
     ms: dict[str, list[float]] = {}
     for _ in range(rounds):
-        for name, module in (("eager", model), ("compiled", compiled)):
+        for name, module in modules.items():
             for dtype in ("fp32", "bf16"):
                 start = time.perf_counter()
                 for _ in range(steps):
@@ -317,12 +345,12 @@ def compile_comparison(preset: str, batch_size: int, steps: int, rounds: int, de
                 ms.setdefault(f"{name} {dtype}", []).append(round((time.perf_counter() - start) * 1000 / steps, 1))
     median = {k: sorted(v)[len(v) // 2] for k, v in ms.items()}
     shutil.rmtree(os.environ.pop("TORCHINDUCTOR_CACHE_DIR"), ignore_errors=True)
+    gains = {f"bf16_gain_{name}": round(median[f"{name} fp32"] / median[f"{name} bf16"], 3) for name in modules}
+    if len(modules) == 2:
+        gains["compiled_bf16_over_eager_fp32"] = round(median["eager fp32"] / median["compiled bf16"], 3)
     return {"preset": preset, "design": design, "batch_size": batch_size, "steps_per_round": steps, "rounds": rounds,
             "threads": torch.get_num_threads(), "device": device, "load_average_1min": round(os.getloadavg()[0], 2),
-            "compile_and_first_step_s": compile_s, "ms_per_step": ms, "median_ms_per_step": median,
-            "bf16_gain_eager": round(median["eager fp32"] / median["eager bf16"], 3),
-            "bf16_gain_compiled": round(median["compiled fp32"] / median["compiled bf16"], 3),
-            "compiled_bf16_over_eager_fp32": round(median["eager fp32"] / median["compiled bf16"], 3)}
+            "compile_and_first_step_s": compile_s, "ms_per_step": ms, "median_ms_per_step": median, **gains}
 
 
 def print_profile(result: dict) -> None:
@@ -337,6 +365,61 @@ def print_profile(result: dict) -> None:
           f"(load {result['load_average_1min']})")
 
 
+# Attention-logit shapes of the `small` step at batch 16: decoder spatial (12 leads) and temporal (40 patches)
+# groups, the report encoders (61 tokens) and the ECG encoder's visible tokens (120).
+SOFTMAX_SHAPES = ((640, 4, 12, 12), (192, 4, 40, 40), (16, 4, 61, 61), (16, 4, 120, 120))
+
+
+def softmax_paths(repeats: int = 40) -> list[dict]:
+    """µs per softmax of bf16 attention logits (best of 3 loops of `repeats`) by the paths `_half_precision_softmax`
+    chooses between, and the bf16-output kernel, for the step's shapes: which is fastest depends on the row length.
+    glibc maps large blocks afresh (and pages them in again) until frees raise its mmap threshold, which swamps
+    these figures (up to 5x, depending on what ran before), so this mode first raises the threshold to 32 MiB and
+    the trim threshold to 1 GiB (`mallopt`): the kernels' own speed. In the training step some of those faults
+    remain either way (tuning the allocator there gave no measurable gain)."""
+    import torch.nn.functional as F
+
+    def exp_sum(x: torch.Tensor) -> torch.Tensor:
+        e = (x.float() - x.amax(-1, keepdim=True).float()).exp()
+        return (e / e.sum(-1, keepdim=True)).to(x.dtype)
+
+    paths = {"kernel, bf16 out": lambda x: F.softmax(x, -1),
+             "kernel, fp32 out": lambda x: F.softmax(x, -1, dtype=torch.float32).to(x.dtype),
+             "exp and sum in fp32": exp_sum}
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6") if sys.platform.startswith("linux") else None
+    if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD, glibc's largest on 64-bit systems
+        libc.mallopt(-1, 2**30)  # M_TRIM_THRESHOLD
+    inputs = [torch.randn(shape).bfloat16() for shape in SOFTMAX_SHAPES]
+    for x, path in itertools.product(inputs, paths.values()):
+        path(x)  # warm-up
+    rows = []
+    for x in inputs:
+        row = {"shape": list(x.shape)}
+        for name, path in paths.items():
+            loops = []
+            for _ in range(3):
+                start = time.perf_counter()
+                for _ in range(repeats):
+                    path(x)
+                loops.append((time.perf_counter() - start) / repeats * 1e6)
+            row[name] = round(min(loops), 1)
+        rows.append(row)
+        print(" | ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+    return rows
+
+
+def write_result(output: str, **parts) -> None:
+    """Update `parts` in the JSON result (the other modes' results in it are kept; a part `None` is removed)."""
+    path = Path(output)
+    result = json.loads(path.read_text()) if path.exists() else {"benchmark": "pretrain"}
+    result.update(parts)
+    result = {k: v for k, v in result.items() if v is not None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(f"Wrote {output} ({', '.join(parts)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=None, help="default: small on CPU, small and base on GPU")
@@ -347,6 +430,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[None],
                         help="CPU thread counts, one row each (default: torch's default)")
     parser.add_argument("--fp32", action="store_true", help="no bf16 on the GPU")
+    parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=None,
+                        help="Trainer rows: the precisions to time, interleaved (default: bf16 on a GPU, fp32 on the "
+                             "CPU; bf16 on the CPU is autocast)")
     parser.add_argument("--num-workers", type=int, default=None,
                         help="data loader workers (default 4 on GPU, where one process cannot feed it, 0 on CPU)")
     parser.add_argument("--designs", nargs="+", choices=list(DESIGNS), default=["default"],
@@ -357,7 +443,13 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true",
                         help="CPU: instead of Trainer throughput, the model step eager against torch.compile, fp32 "
                              "and bf16 autocast interleaved (written under 'compile' in the JSON)")
-    parser.add_argument("--rounds", type=int, default=3, help="--profile / --compile: interleaved rounds")
+    parser.add_argument("--softmax", action="store_true",
+                        help="CPU: µs per bf16 attention softmax by each path of the half-precision attention, for "
+                             "the step's shapes (written under 'softmax' in the JSON)")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
+                        help="--compile: the modes to time (eager only skips the compile)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds (default 3 with --profile / --compile, 1 for Trainer rows)")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
 
@@ -370,57 +462,56 @@ def main() -> None:
     if args.compile:
         if args.threads[0]:
             torch.set_num_threads(args.threads[0])
-        comparisons = [compile_comparison(p, args.batch_size or 16, args.steps or 5, args.rounds, args.designs[0])
-                       for p in args.presets or ["small"]]
+        comparisons = [compile_comparison(p, args.batch_size or 16, args.steps or 5, args.rounds or 3, args.designs[0],
+                                          args.modes) for p in args.presets or ["small"]]
         for c in comparisons:
-            print(f"{c['preset']}: median ms/step {c['median_ms_per_step']}; bf16 gain eager {c['bf16_gain_eager']}x, "
-                  f"compiled {c['bf16_gain_compiled']}x; compiled bf16 over eager fp32 "
-                  f"{c['compiled_bf16_over_eager_fp32']}x; compile {c['compile_and_first_step_s']} s "
-                  f"(load {c['load_average_1min']})")
-        path = Path(args.output)
-        result = json.loads(path.read_text()) if path.exists() else {"benchmark": "pretrain"}
-        result["compile"] = comparisons
-        path.write_text(json.dumps(result, indent=2))
-        print(f"Wrote {args.output} (compile)")
+            gains = ", ".join(f"{k.removeprefix('bf16_gain_')} {v}x" for k, v in c.items() if k.startswith("bf16_gain_"))
+            print(f"{c['preset']}: median ms/step {c['median_ms_per_step']}; bf16 gain {gains}; compiled bf16 over "
+                  f"eager fp32 {c.get('compiled_bf16_over_eager_fp32', 'n/a')}x; compile "
+                  f"{c['compile_and_first_step_s']} s (load {c['load_average_1min']})")
+        write_result(args.output, compile=comparisons)
+        return
+    if args.softmax:
+        if args.threads[0]:
+            torch.set_num_threads(args.threads[0])
+        write_result(args.output, softmax={"threads": torch.get_num_threads(), "us_per_call": softmax_paths(),
+                                           "load_average_1min": round(os.getloadavg()[0], 2)})
         return
     if args.profile:
         if args.threads[0]:
             torch.set_num_threads(args.threads[0])
         profiles = []
         for preset in args.presets or ["small"]:
-            profiles.append(profile_step(preset, args.batch_size or 16, args.steps or 3, args.rounds, args.designs[0]))
+            profiles.append(profile_step(preset, args.batch_size or 16, args.steps or 3, args.rounds or 3,
+                                         args.designs[0]))
             print_profile(profiles[-1])
-        path = Path(args.output)
-        result = json.loads(path.read_text()) if path.exists() else {"benchmark": "pretrain"}
-        result["profile"] = profiles
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2))
-        print(f"Wrote {args.output} (profile)")
+        write_result(args.output, profile=profiles)
         return
     presets = args.presets or (["small", "base"] if cuda else ["small"])
     batch_size = args.batch_size or (128 if cuda else 16)
     steps = args.steps or (50 if cuda else 10)
+    precisions = args.precisions or (["fp32"] if args.fp32 or not cuda else ["bf16"])
     load_before = os.getloadavg()[0]
     rows = []
-    for preset, design, threads in ((p, d, t) for p in presets for d in args.designs for t in args.threads):
+    combinations = [(p, d, t) for p in presets for d in args.designs for t in args.threads]
+    for _, (preset, design, threads), precision in itertools.product(range(args.rounds or 1), combinations, precisions):
         if threads:
             torch.set_num_threads(threads)
         with tempfile.TemporaryDirectory() as tmp:
-            rows.append(run(preset, batch_size, steps, args.warmup, bf16=cuda and not args.fp32, use_cpu=not cuda,
+            rows.append(run(preset, batch_size, steps, args.warmup, bf16=precision == "bf16", use_cpu=not cuda,
                             out_dir=tmp, num_workers=args.num_workers if args.num_workers is not None else
                             (4 if cuda else 0), design=design))
         row = rows[-1]
         print(f"{row['preset']:>6} | {row['design']:>7} | batch {row['batch_size']:>4} | {row['precision']} | {row['pairs_per_s']:>9.2f} "
               f"pairs/s | peak {row['peak_memory_MiB']:>9.1f} MiB | {row['gflop_per_pair']:.3f} GFLOP/pair | "
               f"{row['achieved_tflop_s']:.4f} TFLOP/s | MFU {row['mfu'] if row['mfu'] is not None else 'n/a'} | "
-              f"{row['device']}")
+              f"{row['device']}", flush=True)
+    gains = bf16_gains(rows)
+    for key, gain in gains.items():
+        print(f"bf16 over fp32, median pairs/s of the rounds, {key}: {gain}x")
     # Other processes on the machine slow a CPU run down: the load average is recorded with the result.
-    result = {"benchmark": "pretrain", "torch": torch.__version__, "cpu_count": os.cpu_count(),
-              "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
-              "rows": rows}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2))
-    print(f"Wrote {args.output}")
+    write_result(args.output, torch=torch.__version__, cpu_count=os.cpu_count(), rows=rows, bf16_gain=gains or None,
+                 load_average_1min={"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)})
 
 
 if __name__ == "__main__":

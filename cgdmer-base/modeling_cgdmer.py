@@ -247,14 +247,38 @@ def eager_attention_forward(module: nn.Module, query: torch.Tensor, key: torch.T
 def _slow_half_precision_sdpa_backward(qkv: torch.Tensor) -> bool:
     """PyTorch's CPU flash-attention kernel runs its backward pass 5-20x slower in bf16/fp16 than in fp32 on the
     short sequences of the ECG tower (e.g. 192 x 4 heads x 40 tokens x 16), so that bf16 autocast training is
-    slower than fp32. There, attention written out is faster; it matches SDPA within the usual bf16 tolerance."""
+    slower than fp32. There, `_cpu_half_precision_attention` is faster; it matches SDPA within bf16 tolerance."""
     return (qkv.device.type == "cpu" and qkv.dtype in (torch.bfloat16, torch.float16) and torch.is_grad_enabled()
             and qkv.requires_grad)
 
 
-def _eager_without_weights(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, None]:
-    """`eager_attention_forward` standing in for SDPA (see `_slow_half_precision_sdpa_backward`): no weights."""
-    return eager_attention_forward(*args, **kwargs)[0], None
+SHORT_SOFTMAX_ROW = 16  # CPU softmax rows up to this long: exp and sum over the whole tensor beat the kernel
+
+
+def _half_precision_softmax(weights: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension of bf16/fp16 attention logits, accumulated in float32, returned in their
+    dtype. PyTorch's CPU softmax kernel walks rows of up to 16 values (the decoder's 12 leads) at several ns a
+    value, where `exp` and `sum` over the whole tensor in float32 are 1.6-3.6x faster; longer rows go to the
+    kernel, with a float32 output, 1.4-2.7x faster than a bf16 one (`benchmarks/bench_pretrain.py --softmax`)."""
+    if weights.shape[-1] <= SHORT_SOFTMAX_ROW:
+        exp = (weights.float() - weights.detach().amax(-1, keepdim=True).float()).exp()
+        return (exp / exp.sum(-1, keepdim=True)).to(weights.dtype)
+    return F.softmax(weights, dim=-1, dtype=torch.float32).to(weights.dtype)
+
+
+def _cpu_half_precision_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                                  attention_mask: Optional[torch.Tensor], scaling: float, dropout: float = 0.0,
+                                  **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """Attention written out for bf16/fp16 training on the CPU (see `_slow_half_precision_sdpa_backward`): the
+    query scaled before the product (heads x tokens x dim values, not tokens x tokens), the boolean mask added as
+    a bias in place, the softmax by `_half_precision_softmax`. Returns the output `(batch, length, heads,
+    head_dim)` and no weights."""
+    weights = torch.matmul(query * scaling, key.transpose(-1, -2))
+    if attention_mask is not None:
+        bias = torch.zeros(attention_mask.shape, dtype=weights.dtype, device=weights.device)
+        weights = weights.add_(bias.masked_fill_(~attention_mask, torch.finfo(weights.dtype).min))
+    weights = F.dropout(_half_precision_softmax(weights), p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
 
 
 class CGDMERAttention(nn.Module):
@@ -282,7 +306,7 @@ class CGDMERAttention(nn.Module):
         implementation = _check_attn_implementation(getattr(self.config, "_attn_implementation", None))
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         if implementation == "sdpa" and _slow_half_precision_sdpa_backward(qkv):
-            attention_interface = _eager_without_weights
+            attention_interface = _cpu_half_precision_attention
         out, weights = attention_interface(self, qkv[0], qkv[1], qkv[2], attn_mask, scaling=self.scaling,
                                            dropout=self.dropout if self.training else 0.0, is_causal=False)
         if weights is not None and groups is not None:

@@ -157,3 +157,16 @@ def test_zero_shot_scoring_refuses_a_wording_without_text(wording, monkeypatch, 
     with pytest.raises(SystemExit):
         run_main(module, monkeypatch, "--data", str(tmp_path), "--wording", wording)
     assert "--wording takes CODE=TEXT with both parts" in capsys.readouterr().err
+
+
+def test_bench_pretrain_bf16_gain_is_the_ratio_of_medians_and_results_keep_other_modes(tmp_path):
+    bench = load_script("bench_pretrain")
+    row = dict(preset="small", design="default", device="CPU")
+    rows = [dict(row, precision=p, pairs_per_s=v) for p, v in
+            [("fp32", 30.0), ("bf16", 70.0), ("fp32", 40.0), ("bf16", 80.0), ("fp32", 35.0), ("bf16", 90.0)]]
+    rows.append(dict(row, preset="base", precision="fp32", pairs_per_s=2.0))  # one precision only: no ratio
+    assert bench.bf16_gains(rows) == {"small / default / CPU": round(80.0 / 35.0, 3)}
+    out = tmp_path / "bench.json"
+    bench.write_result(str(out), profile=[{"preset": "small"}], bf16_gain={"x": 2.0})
+    bench.write_result(str(out), rows=[], bf16_gain=None)  # Trainer rows keep the profile, drop a stale gain
+    assert json.loads(out.read_text()) == {"benchmark": "pretrain", "profile": [{"preset": "small"}], "rows": []}

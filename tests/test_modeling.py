@@ -442,6 +442,40 @@ def test_shared_features_skip_the_specific_encoder(ecg, one_thread):
     torch.testing.assert_close(model.shared_projection(representation[:, :width]), features, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("length", [12, 16, 17, 120])
+def test_half_precision_cpu_attention_matches_sdpa(length, one_thread):
+    """Both softmax paths of the bf16 CPU attention (rows of up to 16 and longer) give SDPA's output
+    and gradients within bf16 rounding; masked keys get no weight."""
+    from cgdmer_hf.modeling_cgdmer import _cpu_half_precision_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(6, 4, length, 16) for _ in range(3))
+    mask = torch.rand(6, 1, length, length) > 0.3
+    mask[..., 0] = True  # every query has a key
+    out_grad = torch.randn(6, length, 4, 16)
+    grads = {}
+    for name in ("sdpa", "bf16"):
+        inputs = [t.clone().requires_grad_() for t in (q, k, v)]
+        if name == "sdpa":
+            out = F.scaled_dot_product_attention(*inputs, attn_mask=mask).transpose(1, 2)
+        else:
+            out = _cpu_half_precision_attention(torch.nn.Module(), *(t.bfloat16() for t in inputs), mask,
+                                                scaling=16**-0.5)[0].float()
+        (out * out_grad).sum().backward()
+        grads[name] = (out, *(t.grad for t in inputs))
+    for reference, half in zip(grads["sdpa"], grads["bf16"], strict=True):
+        reference = reference.detach()  # bf16 rounding: about 1 % of the largest value at most
+        torch.testing.assert_close(half, reference, atol=0.02 * reference.abs().max().item(), rtol=0)
+    # a masked key's value does not reach the output
+    changed = v.clone()
+    changed[:, :, -1] += 100.0
+    keep = mask.clone()
+    keep[..., -1] = False
+    a, b = (_cpu_half_precision_attention(torch.nn.Module(), q.bfloat16(), k.bfloat16(), t.bfloat16(), keep,
+                                          scaling=0.25)[0] for t in (v, changed))
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
 def test_half_precision_cpu_training_uses_written_out_attention(ecg, one_thread, monkeypatch):
     from cgdmer_hf.modeling_cgdmer import _slow_half_precision_sdpa_backward
 
