@@ -12,6 +12,8 @@ steps and times the last `--steps`.
     python benchmarks/bench_pretrain.py --compile --modes eager --rounds 9 --threads 2   # bf16 gain, no compile
     python benchmarks/bench_pretrain.py --precisions fp32 bf16 --rounds 3 --threads 2   # Trainer pairs/s, both
     python benchmarks/bench_pretrain.py --softmax --threads 2    # the bf16 attention softmax paths, by row length
+    python benchmarks/bench_pretrain.py --max-batch              # GPU: the largest bf16 batch that fits, per preset
+    python benchmarks/bench_pretrain.py --precision-check        # bf16 against fp32: losses, embeddings, gradients
 
 On a shared CPU, other processes' threads can slow OpenMP down many times over (the 1-minute load average is
 saved with the result); `--threads 1 2` measures both settings.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import ctypes
+import functools
 import ctypes.util
 import itertools
 import json
@@ -37,7 +40,7 @@ import resource
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -51,6 +54,12 @@ RESULTS = Path(__file__).resolve().parent / "results" / "bench_pretrain.json"
 # ECG tower designs to compare: today's defaults and v0.1's joint attention without routing.
 DESIGNS = {"default": {}, "v0.1": LEGACY_DEFAULTS}
 MODES = ("eager", "compiled")
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def device_peak(name: str) -> float | None:
@@ -148,13 +157,12 @@ def run(preset: str, batch_size: int, steps: int, warmup: int, bf16: bool, use_c
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
     if cuda:
-        name = torch.cuda.get_device_name()
+        name = device_name("cuda")
         peak = device_peak(name)
         row.update(device=name, peak_memory_MiB=round(torch.cuda.max_memory_allocated() / 2**20, 1),
                    mfu=round(flops * pairs_per_s / peak, 4) if peak and bf16 else None)
     else:
-        row.update(device=f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-                   peak_memory_MiB=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        row.update(device=device_name("cpu"), peak_memory_MiB=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                    peak_memory_kind="process peak RSS (over this and earlier rows)", mfu=None)
     return row
 
@@ -303,22 +311,33 @@ def profile_step(preset: str, batch_size: int, steps: int, rounds: int, design: 
             **table}
 
 
-def compile_comparison(preset: str, batch_size: int, steps: int, rounds: int, design: str = "default",
-                       modes: Sequence[str] = MODES) -> dict:
-    """ms per model step (forward with the loss, backward, fused AdamW as the Trainer's default; one fixed collated
-    batch), eager and/or `torch.compile`d (`modes`), fp32 and bf16 autocast, interleaved over `rounds`; the compile
-    time (with the first step) measured separately, from an empty inductor cache (what a first run pays; later runs
-    reuse the cache)."""
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+@functools.lru_cache(maxsize=1)
+def _parts(preset: str, design: str, device: str):
+    """A fresh model of `preset` on `device`, the collator and the sample training rows (kept for the next call
+    with the same arguments: the largest-batch search reuses them)."""
     import tempfile
 
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-inductor-")
     with tempfile.TemporaryDirectory() as tmp:
-        trainer, collator, train = build(preset, batch_size, steps, False, True, tmp, 0, design)
-    model = trainer.model.train()
+        trainer, collator, train = build(preset, 1, 1, False, device == "cpu", tmp, 0, design)
+    return trainer.model.to(device), collator, train
+
+
+def model_step(preset: str, batch_size: int, design: str = "default", device: str = "cpu", reuse: bool = False):
+    """The model, fused AdamW (the Trainer's default), one collated batch of `batch_size` on `device`, and
+    `step(module, dtype)`: forward with the loss, backward and an optimizer step, fp32 or bf16 autocast. `reuse`
+    takes the model of the last call with the same preset, design and device (its weights trained on)."""
+    if not reuse:
+        _parts.cache_clear()
+    model, collator, train = _parts(preset, design, device)
+    model = model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    batch = collator.mask_reports(collator([train[i] for i in range(batch_size)]))
-    modules = {name: model if name == "eager" else torch.compile(model) for name in modes}
-    device = next(model.parameters()).device.type
+    examples = [train[i % len(train)] for i in range(batch_size)]
+    batch = {k: v.to(device) for k, v in collator.mask_reports(collator(examples)).items()}
 
     def step(module, dtype: str) -> None:
         with torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bf16"):
@@ -327,11 +346,55 @@ def compile_comparison(preset: str, batch_size: int, steps: int, rounds: int, de
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    step.batch = batch  # type: ignore[attr-defined]  (the precision check reads it)
+    return model, step
+
+
+PRECISION_CHECK_LOSSES = ("loss", "ecg_loss", "text_loss", "alignment_loss", "orthogonality_loss")
+
+
+def precision_check(preset: str, batch_size: int, design: str = "default", device: str = "cpu") -> dict:
+    """bf16 autocast against fp32 on one batch with the same ECG masks (training mode, SDPA): every loss
+    component's relative difference, and the relative error `|bf16 - fp32| / |fp32|` (L2) of the shared embeddings
+    (ECG and report), of the masked-ECG reconstructions and of the gradients of all parameters taken together."""
+    model, step = model_step(preset, batch_size, design, device)
+    batch = dict(step.batch, noise=model.sample_noise(batch_size, torch.Generator().manual_seed(0)).to(device))
+    outputs, grads = {}, {}
+    for dtype in ("fp32", "bf16"):
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            out = model(**batch)
+        out.loss.backward()
+        outputs[dtype] = out
+        grads[dtype] = torch.cat([p.grad.float().flatten() for p in model.parameters() if p.grad is not None])
+    error = lambda a, b: round(float((b.float() - a.float()).norm() / a.float().norm()), 5)  # noqa: E731
+    fp32, bf16 = outputs["fp32"], outputs["bf16"]
+    return {"preset": preset, "design": design, "batch_size": batch_size, "device": device_name(device),
+            "loss_relative_difference": {k: round(abs(float(bf16[k]) - float(fp32[k])) / max(abs(float(fp32[k])), 1e-12), 5)
+                                         for k in PRECISION_CHECK_LOSSES},
+            "relative_error": {"ecg_embeds": error(fp32.ecg_embeds, bf16.ecg_embeds),
+                               "text_embeds": error(fp32.text_embeds, bf16.text_embeds),
+                               "ecg_reconstruction": error(fp32.ecg_reconstruction, bf16.ecg_reconstruction),
+                               "gradients": error(grads["fp32"], grads["bf16"])}}
+
+
+def compile_comparison(preset: str, batch_size: int, steps: int, rounds: int, design: str = "default",
+                       modes: Sequence[str] = MODES, device: str = "cpu") -> dict:
+    """ms per model step (`model_step`: forward with the loss, backward, fused AdamW; one fixed collated batch),
+    eager and/or `torch.compile`d (`modes`), fp32 and bf16 autocast, interleaved over `rounds`; the compile time
+    (with the first step) measured separately, from an empty inductor cache (what a first run pays; later runs
+    reuse the cache)."""
+    import tempfile
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-inductor-")
+    model, step = model_step(preset, batch_size, design, device)
+    modules = {name: model if name == "eager" else torch.compile(model) for name in modes}
     compile_s = {}
     for dtype in ("fp32", "bf16"):
         if "compiled" in modules:
             start = time.perf_counter()
             step(modules["compiled"], dtype)  # compiles the graph of this dtype
+            _sync(device)
             compile_s[dtype] = round(time.perf_counter() - start, 1)
             step(modules["compiled"], dtype)
         step(model, dtype)
@@ -339,9 +402,11 @@ def compile_comparison(preset: str, batch_size: int, steps: int, rounds: int, de
     for _ in range(rounds):
         for name, module in modules.items():
             for dtype in ("fp32", "bf16"):
+                _sync(device)
                 start = time.perf_counter()
                 for _ in range(steps):
                     step(module, dtype)
+                _sync(device)
                 ms.setdefault(f"{name} {dtype}", []).append(round((time.perf_counter() - start) * 1000 / steps, 1))
     median = {k: sorted(v)[len(v) // 2] for k, v in ms.items()}
     shutil.rmtree(os.environ.pop("TORCHINDUCTOR_CACHE_DIR"), ignore_errors=True)
@@ -349,8 +414,47 @@ def compile_comparison(preset: str, batch_size: int, steps: int, rounds: int, de
     if len(modules) == 2:
         gains["compiled_bf16_over_eager_fp32"] = round(median["eager fp32"] / median["compiled bf16"], 3)
     return {"preset": preset, "design": design, "batch_size": batch_size, "steps_per_round": steps, "rounds": rounds,
-            "threads": torch.get_num_threads(), "device": device, "load_average_1min": round(os.getloadavg()[0], 2),
-            "compile_and_first_step_s": compile_s, "ms_per_step": ms, "median_ms_per_step": median, **gains}
+            "threads": torch.get_num_threads(), "device": device_name(device),
+            "load_average_1min": round(os.getloadavg()[0], 2), "compile_and_first_step_s": compile_s,
+            "ms_per_step": ms, "median_ms_per_step": median, **gains}
+
+
+def fits(preset: str, batch_size: int, design: str = "default") -> tuple[bool, float]:
+    """Whether a bf16 training step (`model_step`) of `batch_size` fits in GPU memory, and its peak GiB."""
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    try:
+        model, step = model_step(preset, batch_size, design, "cuda", reuse=True)
+        step(model, "bf16")
+        step(model, "bf16")  # the optimizer's state exists from the first step on
+        _sync("cuda")
+        return True, round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    except torch.cuda.OutOfMemoryError:
+        return False, round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    finally:
+        model = step = None  # noqa: F841  (the batch and optimizer state go with the step)
+        _parts(preset, design, "cuda")[0].zero_grad(set_to_none=True)  # a step cut short leaves gradients
+        torch.cuda.empty_cache()
+
+
+def largest_batch(preset: str, design: str = "default", start: int = 64, limit: int = 1 << 16,
+                  check: Callable[[str, int, str], tuple[bool, float]] = fits) -> dict:
+    """The largest batch whose bf16 training step fits: doubling from `start` until one does not fit (or
+    `limit`), then bisecting to within 1/16 of the last that fit. `check(preset, batch, design)` says whether a
+    batch fits and its peak memory in GiB."""
+    tried: dict[int, tuple[bool, float]] = {}
+    batch = start
+    while batch <= limit and (tried.setdefault(batch, check(preset, batch, design)))[0]:
+        batch *= 2
+    good = max((b for b, (ok, _) in tried.items() if ok), default=0)
+    bad = min((b for b, (ok, _) in tried.items() if not ok), default=None)
+    while good and bad is not None and bad - good > max(good // 16, 1):
+        middle = (good + bad) // 2
+        ok, peak = tried.setdefault(middle, check(preset, middle, design))
+        good, bad = (middle, bad) if ok else (good, middle)
+    return {"preset": preset, "design": design, "largest_batch": good, "peak_memory_GiB": tried[good][1] if good else None,
+            "first_batch_that_did_not_fit": bad, "tried": {str(b): {"fits": ok, "peak_GiB": peak}
+                                                            for b, (ok, peak) in sorted(tried.items())}}
 
 
 def print_profile(result: dict) -> None:
@@ -441,8 +545,14 @@ def main() -> None:
                         help="CPU: instead of Trainer throughput, the time share of each part of the step, fp32 and "
                              "bf16 autocast interleaved (written under 'profile' in the JSON)")
     parser.add_argument("--compile", action="store_true",
-                        help="CPU: instead of Trainer throughput, the model step eager against torch.compile, fp32 "
-                             "and bf16 autocast interleaved (written under 'compile' in the JSON)")
+                        help="instead of Trainer throughput, the model step eager against torch.compile, fp32 and "
+                             "bf16 autocast interleaved, on the GPU when there is one (written under 'compile')")
+    parser.add_argument("--precision-check", action="store_true",
+                        help="bf16 autocast against fp32 on one batch (losses, embeddings, reconstructions, gradients), "
+                             "on the GPU when there is one (written under 'precision_check')")
+    parser.add_argument("--max-batch", action="store_true",
+                        help="GPU: the largest batch whose bf16 training step fits, per preset (written under "
+                             "'max_batch' in the JSON)")
     parser.add_argument("--softmax", action="store_true",
                         help="CPU: µs per bf16 attention softmax by each path of the half-precision attention, for "
                              "the step's shapes (written under 'softmax' in the JSON)")
@@ -462,14 +572,34 @@ def main() -> None:
     if args.compile:
         if args.threads[0]:
             torch.set_num_threads(args.threads[0])
-        comparisons = [compile_comparison(p, args.batch_size or 16, args.steps or 5, args.rounds or 3, args.designs[0],
-                                          args.modes) for p in args.presets or ["small"]]
+        device = "cuda" if cuda else "cpu"
+        comparisons = [compile_comparison(p, args.batch_size or (128 if cuda else 16), args.steps or (20 if cuda else 5),
+                                          args.rounds or 3, args.designs[0], args.modes, device)
+                       for p in args.presets or (["small", "base"] if cuda else ["small"])]
         for c in comparisons:
             gains = ", ".join(f"{k.removeprefix('bf16_gain_')} {v}x" for k, v in c.items() if k.startswith("bf16_gain_"))
             print(f"{c['preset']}: median ms/step {c['median_ms_per_step']}; bf16 gain {gains}; compiled bf16 over "
                   f"eager fp32 {c.get('compiled_bf16_over_eager_fp32', 'n/a')}x; compile "
                   f"{c['compile_and_first_step_s']} s (load {c['load_average_1min']})")
         write_result(args.output, compile=comparisons)
+        return
+    if args.precision_check:
+        device = "cuda" if cuda else "cpu"
+        checks = [precision_check(p, args.batch_size or 16, d, device)
+                  for p in args.presets or (["small", "base"] if cuda else ["small"]) for d in args.designs]
+        for c in checks:
+            print(f"{c['preset']} | {c['design']} | {c['device']}: bf16 vs fp32 loss relative difference "
+                  f"{c['loss_relative_difference']}; relative error {c['relative_error']}")
+        write_result(args.output, precision_check=checks)
+        return
+    if args.max_batch:
+        if not cuda:
+            parser.error("--max-batch needs a GPU (on the CPU the step would swap before it failed)")
+        found = [largest_batch(p, d) for p in args.presets or ["small", "base"] for d in args.designs]
+        for f in found:
+            print(f"{f['preset']} | {f['design']}: largest bf16 batch that fits {f['largest_batch']} "
+                  f"(peak {f['peak_memory_GiB']} GiB); {f['first_batch_that_did_not_fit']} did not fit")
+        write_result(args.output, max_batch=[dict(f, device=device_name("cuda")) for f in found])
         return
     if args.softmax:
         if args.threads[0]:

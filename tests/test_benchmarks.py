@@ -170,3 +170,28 @@ def test_bench_pretrain_bf16_gain_is_the_ratio_of_medians_and_results_keep_other
     bench.write_result(str(out), profile=[{"preset": "small"}], bf16_gain={"x": 2.0})
     bench.write_result(str(out), rows=[], bf16_gain=None)  # Trainer rows keep the profile, drop a stale gain
     assert json.loads(out.read_text()) == {"benchmark": "pretrain", "profile": [{"preset": "small"}], "rows": []}
+
+
+def test_bench_pretrain_largest_batch_search():
+    bench = load_script("bench_pretrain")
+    calls = []
+
+    def check(preset, batch, design):  # a step of up to 300 fits, its peak memory grows with the batch
+        calls.append(batch)
+        return batch <= 300, batch / 100
+
+    found = bench.largest_batch("small", start=64, check=check)
+    assert calls[:4] == [64, 128, 256, 512]  # doubling until one does not fit, then bisecting
+    assert 300 - 300 // 16 <= found["largest_batch"] <= 300 and found["first_batch_that_did_not_fit"] > 300
+    assert found["peak_memory_GiB"] == found["largest_batch"] / 100
+    assert bench.largest_batch("small", check=lambda *a: (False, 0.0))["largest_batch"] == 0  # nothing fits
+    assert bench.largest_batch("small", limit=256, check=lambda *a: (True, 1.0))["largest_batch"] == 256
+
+
+def test_bench_pretrain_precision_check_bf16_matches_fp32_on_the_cpu():
+    bench = load_script("bench_pretrain")
+    check = bench.precision_check("tiny", 4)
+    assert set(check["loss_relative_difference"]) == set(bench.PRECISION_CHECK_LOSSES)
+    # bf16 autocast (written-out attention on the CPU) against fp32 SDPA, same masks: within bf16 rounding
+    assert max(v for k, v in check["loss_relative_difference"].items() if k != "orthogonality_loss") < 0.05
+    assert max(check["relative_error"].values()) < 0.05
