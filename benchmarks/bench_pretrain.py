@@ -483,13 +483,10 @@ def softmax_paths(repeats: int = 40) -> list[dict]:
     remain either way (tuning the allocator there gave no measurable gain)."""
     import torch.nn.functional as F
 
-    def exp_sum(x: torch.Tensor) -> torch.Tensor:
-        e = (x.float() - x.amax(-1, keepdim=True).float()).exp()
-        return (e / e.sum(-1, keepdim=True)).to(x.dtype)
+    from cgdmer_hf.modeling_cgdmer import _softmax_exp_sum, _softmax_kernel
 
-    paths = {"kernel, bf16 out": lambda x: F.softmax(x, -1),
-             "kernel, fp32 out": lambda x: F.softmax(x, -1, dtype=torch.float32).to(x.dtype),
-             "exp and sum in fp32": exp_sum}
+    paths = {"kernel, bf16 out": lambda x: F.softmax(x, -1), "kernel, fp32 out": _softmax_kernel,
+             "exp and sum in fp32": _softmax_exp_sum}
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6") if sys.platform.startswith("linux") else None
     if libc is not None and hasattr(libc, "mallopt"):
         libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD, glibc's largest on 64-bit systems

@@ -6,7 +6,7 @@
 # git-ignored .whl/ folder, then run this script there carrying it (the README's "GPU check" says the same):
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform any -d .whl \
-#       datasets==5.2.0 wfdb==4.3.1 dill multiprocess
+#       datasets==5.2.0 wfdb==4.3.1 dill==0.4.1 multiprocess==0.70.19   (datasets also needs pyarrow >= 24)
 #   device run: command "bash benchmarks/gpu_check.sh", carry [".whl"], timeout_s 570
 # Results land in $OUT/bench_pretrain_gpu.json (what comes back) and the log in $OUT/gpu_check.log.
 set -uo pipefail

@@ -260,9 +260,17 @@ def _half_precision_softmax(weights: torch.Tensor) -> torch.Tensor:
     dtype. PyTorch's CPU softmax kernel walks rows of up to 16 values (the decoder's 12 leads) at several ns a
     value, where `exp` and `sum` over the whole tensor in float32 are 1.6-3.6x faster; longer rows go to the
     kernel, with a float32 output, 1.4-2.7x faster than a bf16 one (`benchmarks/bench_pretrain.py --softmax`)."""
-    if weights.shape[-1] <= SHORT_SOFTMAX_ROW:
-        exp = (weights.float() - weights.detach().amax(-1, keepdim=True).float()).exp()
-        return (exp / exp.sum(-1, keepdim=True)).to(weights.dtype)
+    return (_softmax_exp_sum if weights.shape[-1] <= SHORT_SOFTMAX_ROW else _softmax_kernel)(weights)
+
+
+def _softmax_exp_sum(weights: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension as `exp` and `sum` over the whole tensor in float32, in the input's dtype."""
+    exp = (weights.float() - weights.detach().amax(-1, keepdim=True).float()).exp()
+    return (exp / exp.sum(-1, keepdim=True)).to(weights.dtype)
+
+
+def _softmax_kernel(weights: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension by PyTorch's kernel with a float32 output, in the input's dtype."""
     return F.softmax(weights, dim=-1, dtype=torch.float32).to(weights.dtype)
 
 
