@@ -30,8 +30,8 @@ from __future__ import annotations
 import argparse
 import bisect
 import ctypes
-import functools
 import ctypes.util
+import functools
 import itertools
 import json
 import os
@@ -162,7 +162,8 @@ def run(preset: str, batch_size: int, steps: int, warmup: int, bf16: bool, use_c
         row.update(device=name, peak_memory_MiB=round(torch.cuda.max_memory_allocated() / 2**20, 1),
                    mfu=round(flops * pairs_per_s / peak, 4) if peak and bf16 else None)
     else:
-        row.update(device=device_name("cpu"), peak_memory_MiB=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        row.update(device=device_name("cpu"),
+                   peak_memory_MiB=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                    peak_memory_kind="process peak RSS (over this and earlier rows)", mfu=None)
     return row
 
@@ -328,8 +329,8 @@ def _parts(preset: str, design: str, device: str):
 
 
 def model_step(preset: str, batch_size: int, design: str = "default", device: str = "cpu", reuse: bool = False):
-    """The model, fused AdamW (the Trainer's default), one collated batch of `batch_size` on `device`, and
-    `step(module, dtype)`: forward with the loss, backward and an optimizer step, fp32 or bf16 autocast. `reuse`
+    """The model, `step(module, dtype)` (forward with the loss, backward and a step of fused AdamW, the Trainer's
+    default, in fp32 or bf16 autocast) and the one collated batch of `batch_size` on `device` it steps on. `reuse`
     takes the model of the last call with the same preset, design and device (its weights trained on)."""
     if not reuse:
         _parts.cache_clear()
@@ -346,8 +347,7 @@ def model_step(preset: str, batch_size: int, design: str = "default", device: st
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step.batch = batch  # type: ignore[attr-defined]  (the precision check reads it)
-    return model, step
+    return model, step, batch
 
 
 PRECISION_CHECK_LOSSES = ("loss", "ecg_loss", "text_loss", "alignment_loss", "orthogonality_loss")
@@ -357,8 +357,8 @@ def precision_check(preset: str, batch_size: int, design: str = "default", devic
     """bf16 autocast against fp32 on one batch with the same ECG masks (training mode, SDPA): every loss
     component's relative difference, and the relative error `|bf16 - fp32| / |fp32|` (L2) of the shared embeddings
     (ECG and report), of the masked-ECG reconstructions and of the gradients of all parameters taken together."""
-    model, step = model_step(preset, batch_size, design, device)
-    batch = dict(step.batch, noise=model.sample_noise(batch_size, torch.Generator().manual_seed(0)).to(device))
+    model, _, batch = model_step(preset, batch_size, design, device)
+    batch = dict(batch, noise=model.sample_noise(batch_size, torch.Generator().manual_seed(0)).to(device))
     outputs, grads = {}, {}
     for dtype in ("fp32", "bf16"):
         model.zero_grad(set_to_none=True)
@@ -367,11 +367,15 @@ def precision_check(preset: str, batch_size: int, design: str = "default", devic
         out.loss.backward()
         outputs[dtype] = out
         grads[dtype] = torch.cat([p.grad.float().flatten() for p in model.parameters() if p.grad is not None])
-    error = lambda a, b: round(float((b.float() - a.float()).norm() / a.float().norm()), 5)  # noqa: E731
+    def error(a: torch.Tensor, b: torch.Tensor) -> float:
+        a, b = a.detach().float(), b.detach().float()
+        return round(float((b - a).norm() / a.norm()), 5)
+
     fp32, bf16 = outputs["fp32"], outputs["bf16"]
+    losses = {dtype: {k: float(out[k].detach()) for k in PRECISION_CHECK_LOSSES} for dtype, out in outputs.items()}
     return {"preset": preset, "design": design, "batch_size": batch_size, "device": device_name(device),
-            "loss_relative_difference": {k: round(abs(float(bf16[k]) - float(fp32[k])) / max(abs(float(fp32[k])), 1e-12), 5)
-                                         for k in PRECISION_CHECK_LOSSES},
+            "loss_relative_difference": {k: round(abs(losses["bf16"][k] - fp32) / max(abs(fp32), 1e-12), 5)
+                                         for k, fp32 in losses["fp32"].items()},
             "relative_error": {"ecg_embeds": error(fp32.ecg_embeds, bf16.ecg_embeds),
                                "text_embeds": error(fp32.text_embeds, bf16.text_embeds),
                                "ecg_reconstruction": error(fp32.ecg_reconstruction, bf16.ecg_reconstruction),
@@ -387,7 +391,7 @@ def compile_comparison(preset: str, batch_size: int, steps: int, rounds: int, de
     import tempfile
 
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-inductor-")
-    model, step = model_step(preset, batch_size, design, device)
+    model, step, _ = model_step(preset, batch_size, design, device)
     modules = {name: model if name == "eager" else torch.compile(model) for name in modes}
     compile_s = {}
     for dtype in ("fp32", "bf16"):
@@ -424,7 +428,7 @@ def fits(preset: str, batch_size: int, design: str = "default") -> tuple[bool, f
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     try:
-        model, step = model_step(preset, batch_size, design, "cuda", reuse=True)
+        model, step, _ = model_step(preset, batch_size, design, "cuda", reuse=True)
         step(model, "bf16")
         step(model, "bf16")  # the optimizer's state exists from the first step on
         _sync("cuda")
@@ -432,7 +436,7 @@ def fits(preset: str, batch_size: int, design: str = "default") -> tuple[bool, f
     except torch.cuda.OutOfMemoryError:
         return False, round(torch.cuda.max_memory_allocated() / 2**30, 2)
     finally:
-        model = step = None  # noqa: F841  (the batch and optimizer state go with the step)
+        model = step = None  # noqa: F841  (the batch and the optimizer state go with the step)
         _parts(preset, design, "cuda")[0].zero_grad(set_to_none=True)  # a step cut short leaves gradients
         torch.cuda.empty_cache()
 
@@ -452,7 +456,8 @@ def largest_batch(preset: str, design: str = "default", start: int = 64, limit: 
         middle = (good + bad) // 2
         ok, peak = tried.setdefault(middle, check(preset, middle, design))
         good, bad = (middle, bad) if ok else (good, middle)
-    return {"preset": preset, "design": design, "largest_batch": good, "peak_memory_GiB": tried[good][1] if good else None,
+    return {"preset": preset, "design": design, "largest_batch": good,
+            "peak_memory_GiB": tried[good][1] if good else None,
             "first_batch_that_did_not_fit": bad, "tried": {str(b): {"fits": ok, "peak_GiB": peak}
                                                             for b, (ok, peak) in sorted(tried.items())}}
 
@@ -545,8 +550,8 @@ def main() -> None:
                         help="instead of Trainer throughput, the model step eager against torch.compile, fp32 and "
                              "bf16 autocast interleaved, on the GPU when there is one (written under 'compile')")
     parser.add_argument("--precision-check", action="store_true",
-                        help="bf16 autocast against fp32 on one batch (losses, embeddings, reconstructions, gradients), "
-                             "on the GPU when there is one (written under 'precision_check')")
+                        help="bf16 autocast against fp32 on one batch (losses, embeddings, reconstructions, "
+                             "gradients), on the GPU when there is one (written under 'precision_check')")
     parser.add_argument("--max-batch", action="store_true",
                         help="GPU: the largest batch whose bf16 training step fits, per preset (written under "
                              "'max_batch' in the JSON)")
@@ -566,22 +571,23 @@ def main() -> None:
 
 
     cuda = torch.cuda.is_available() and not args.cpu
+    device = "cuda" if cuda else "cpu"
     if args.compile:
         if args.threads[0]:
             torch.set_num_threads(args.threads[0])
-        device = "cuda" if cuda else "cpu"
-        comparisons = [compile_comparison(p, args.batch_size or (128 if cuda else 16), args.steps or (20 if cuda else 5),
-                                          args.rounds or 3, args.designs[0], args.modes, device)
+        comparisons = [compile_comparison(p, args.batch_size or (128 if cuda else 16),
+                                          args.steps or (20 if cuda else 5), args.rounds or 3, args.designs[0],
+                                          args.modes, device)
                        for p in args.presets or (["small", "base"] if cuda else ["small"])]
         for c in comparisons:
-            gains = ", ".join(f"{k.removeprefix('bf16_gain_')} {v}x" for k, v in c.items() if k.startswith("bf16_gain_"))
+            gains = ", ".join(f"{k.removeprefix('bf16_gain_')} {v}x" for k, v in c.items()
+                              if k.startswith("bf16_gain_"))
             print(f"{c['preset']}: median ms/step {c['median_ms_per_step']}; bf16 gain {gains}; compiled bf16 over "
                   f"eager fp32 {c.get('compiled_bf16_over_eager_fp32', 'n/a')}x; compile "
                   f"{c['compile_and_first_step_s']} s (load {c['load_average_1min']})")
         write_result(args.output, compile=comparisons)
         return
     if args.precision_check:
-        device = "cuda" if cuda else "cpu"
         checks = [precision_check(p, args.batch_size or 16, d, device)
                   for p in args.presets or (["small", "base"] if cuda else ["small"]) for d in args.designs]
         for c in checks:

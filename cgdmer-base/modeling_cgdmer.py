@@ -4,6 +4,7 @@ modality-shared / modality-specific representations aligned with a sigmoid (SigL
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import math
 import re
@@ -33,11 +34,26 @@ ZERO_SHOT_BANK_SIZE = 2000  # most frequent distinct pretraining reports kept as
 ZERO_SHOT_MATCH_POWER = 2.0  # bank weight = count * (matched share of a description)**power; chosen on fold 9
 
 
-def report_words(text: str) -> frozenset[str]:
+def description_words(text: str) -> frozenset[str]:
     """The words a zero-shot description is matched to bank reports by: lower-cased alphanumeric runs of two or
-    more characters, a final "s" of a word longer than three dropped ("changes" and "change" match)."""
+    more characters, a final "s" of a word longer than three dropped ("changes" and "change" match). (Not
+    `cgdmer_hf.reports.report_words`, the letter-only words that measure the phrase table's coverage.)"""
     words = (w for w in re.findall(r"[^\W_]+", unicodedata.normalize("NFC", text).lower()) if len(w) > 1)
     return frozenset(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words)
+
+
+@functools.lru_cache(maxsize=4)
+def _bank_index(bank: tuple[tuple[str, int], ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float]]:
+    """The report counts of a bank (`(text, count)` pairs), the rows of the reports holding each word and each
+    word's idf `log(total count / count of the reports holding it)`; kept for the next call with the same bank."""
+    counts = torch.tensor([count for _, count in bank], dtype=torch.float64)
+    rows: dict[str, list[int]] = collections.defaultdict(list)
+    for row, (text, _) in enumerate(bank):
+        for word in description_words(text):
+            rows[word].append(row)
+    postings = {word: torch.tensor(held) for word, held in rows.items()}
+    total = float(counts.sum())
+    return counts, postings, {word: math.log(total / float(counts[held].sum())) for word, held in postings.items()}
 
 
 def report_bank_weights(bank: dict[str, int], descriptions: Sequence[str], power: float = ZERO_SHOT_MATCH_POWER
@@ -46,22 +62,19 @@ def report_bank_weights(bank: dict[str, int], descriptions: Sequence[str], power
     count times `(idf of the description words it holds / idf of the description words in the bank) ** power`,
     an idf being `log(total count / count of the reports holding the word)`. A row is all zero when no word of
     its description is in the bank (or only words every report holds)."""
-    texts = list(bank)
-    counts = torch.tensor([bank[t] for t in texts], dtype=torch.float64)
-    words = [report_words(t) for t in texts]
-    frequency: collections.Counter[str] = collections.Counter()
-    for held, count in zip(words, counts.tolist(), strict=True):
-        frequency.update(dict.fromkeys(held, count))
-    total = float(counts.sum())
-    weights = torch.zeros(len(descriptions), len(texts), dtype=torch.float64)
+    counts, postings, idf = _bank_index(tuple(bank.items()))
+    weights = torch.zeros(len(descriptions), len(bank), dtype=torch.float64)
     for row, description in enumerate(descriptions):
-        idf = {w: math.log(total / frequency[w]) for w in report_words(description) if w in frequency}
-        information = sum(idf.values())
+        words = [w for w in description_words(description) if w in idf]
+        information = sum(idf[w] for w in words)
         if information <= 0:
             continue
-        matched = torch.tensor([sum(v for w, v in idf.items() if w in held) for held in words], dtype=torch.float64)
+        matched = torch.zeros(len(bank), dtype=torch.float64)
+        for word in words:
+            matched[postings[word]] += idf[word]
         weights[row] = counts * (matched / information) ** power
     return weights
+
 
 ECG_MODALITY, TEXT_MODALITY = 0, 1
 
@@ -1646,7 +1659,7 @@ __all__ = [
     "ZERO_SHOT_CENTRE_ECGS",
     "ZERO_SHOT_BANK_SIZE",
     "report_bank_weights",
-    "report_words",
+    "description_words",
     "report_keys",
     "sigmoid_contrastive_loss",
     "orthogonality_loss",

@@ -184,11 +184,11 @@ def test_random_init_baseline_has_no_centre_or_calibration():
 
 
 # ------------------------------------------------------------------------------------------------ report bank
-def test_report_words_and_bank_weights_known_values():
-    from cgdmer_hf.modeling_cgdmer import report_bank_weights, report_words
+def test_description_words_and_bank_weights_known_values():
+    from cgdmer_hf.modeling_cgdmer import description_words, report_bank_weights
 
-    assert report_words("ST-T Changes, 1st degree AV block.") == {"st", "change", "1st", "degree", "av", "block"}
-    assert report_words("premature contraction(s) a") == {"premature", "contraction"}  # 1-letter runs dropped
+    assert description_words("ST-T Changes, 1st degree AV block.") == {"st", "change", "1st", "degree", "av", "block"}
+    assert description_words("premature contraction(s) a") == {"premature", "contraction"}  # 1-letter runs dropped
     bank = {"sinus rhythm normal ecg": 6, "sinus rhythm left bundle branch block": 1, "atrial fibrillation": 1}
     idf = {"left": np.log(8), "bundle": np.log(8), "branch": np.log(8), "block": np.log(8), "sinu": np.log(8 / 7),
            "rhythm": np.log(8 / 7), "atrial": np.log(8), "fibrillation": np.log(8)}
