@@ -542,10 +542,11 @@ def ship_calibration(row: dict[str, Any], target: Path) -> str:
                  "folds 1-8 ECGs; each ECG's similarity to the centre, less the offset, comes off all its label "
                  "similarities, so an ECG's likeness to the average report does not raise all its labels at once.")
     if config.get("zero_shot_reports"):
-        text += (f" A label is embedded through the report bank (`zero_shot_reports` in `config.json`: the "
-                 f"{len(config['zero_shot_reports'])} distinct folds 1-8 reports with their counts): as the "
-                 "count-weighted mean embedding of the reports that share its words, weighted by the squared share "
-                 "(by idf) of its words each holds; a label with no word in the bank keeps its own embedding.")
+        text += (f" A label is scored through the report bank (`zero_shot_reports` in `config.json`: the "
+                 f"{len(config['zero_shot_reports'])} distinct folds 1-8 reports with their counts): its uncalibrated "
+                 "probability is the expected squared share (by idf) of its words in the reports the ECG is likely "
+                 "to have, each report weighted by its count and `exp(exp(logit_scale) * ecg . report)`; a label "
+                 "with no word in the bank keeps its own centred logit.")
     if "ece_calibrated" in summary:
         reliability_figure(summary, target / "zero_shot_reliability.png", "PTB-XL fold 10 super, plain names")
         text += (" On fold 10 super with the plain class names and this calibration the expected calibration "

@@ -10,15 +10,19 @@ class names and of the shipped prompt ensembles, scored three ways:
 - `centred on reports`: the label embeddings minus the mean shared embedding of the training reports (folds 1-8),
   a fixed direction that does not depend on the candidate labels: what `config.zero_shot_centre` holds
   (`cgdmer_hf.evaluation.fit_zero_shot_centre`, fitted by `pretrain`) and the model's zero-shot logits subtract;
-- `centred, report bank` (what the pipeline scores): as `centred on reports`, each description embedded as the
-  mean of the training reports that share its words (`config.zero_shot_reports`, fitted with the centre;
-  `CGDMERModel.zero_shot_label_embeddings`). The other three use the descriptions' own embeddings.
+- `centred, report bank mean`: as `centred on reports`, each description embedded as the mean of the training
+  reports that share its words (`config.zero_shot_reports`, fitted with the centre;
+  `CGDMERModel.zero_shot_label_embeddings`). The first three use the descriptions' own embeddings.
+- `report bank posterior` (what the pipeline scores): the expected share of a label's words in the bank reports,
+  each weighted by its count and `exp(exp(logit_scale) * ecg . report)` (`CGDMERModel.zero_shot_logits` of
+  `zero_shot_labels`).
 `--wording PACE="pacemaker"` (repeatable) adds a row of the plain names with those classes worded otherwise, to
 see how much one wording costs (a diagnostic, never a headline number: the wording is chosen by hand).
-`--bank-sweep` adds the fold-9 (validation) choice of the report bank's weighting: the plain-name macro AUC of
-super, sub, form and rhythm on fold 9 for each power of the matched share (`report_bank_weights`), for the best
-match only (power -> infinity) and with each distinct report counted once; the shipped `ZERO_SHOT_MATCH_POWER` is
-the best sum.
+`--bank-sweep` adds the fold-9 (validation) choices of the report bank: the plain-name macro AUC of super, sub,
+form and rhythm on fold 9 (a) of the bank mean for each power of the matched share (`report_bank_weights`), for the
+best match only (power -> infinity) and with each distinct report counted once (the shipped
+`ZERO_SHOT_MATCH_POWER` is the best sum); (b) of the bank posterior at multiples of the model's SigLIP temperature
+`exp(logit_scale)` (the shipped one is 1x; as it goes to 0 the posterior ranks as the bank mean does).
 Prints a table and writes `benchmarks/results/zero_shot_scoring.json`. Skips with a message when the data is
 absent.
 """
@@ -60,7 +64,7 @@ def main() -> int:
     from cgdmer_hf.evaluation import fit_zero_shot_centre
     from cgdmer_hf.evaluation.embeddings import column, compute_embeddings, load_model
     from cgdmer_hf.evaluation.metrics import _auc_functions
-    from cgdmer_hf.evaluation.zero_shot import label_embeddings
+    from cgdmer_hf.evaluation.zero_shot import zero_shot_labels, zero_shot_logits
     from cgdmer_hf.prompts import label_set_prompts, load_prompt_set, plain_prompt_set
 
     data = ptbxl_mini.load_data(args.data, None)
@@ -68,8 +72,9 @@ def main() -> int:
     centre = np.asarray(fit_zero_shot_centre(model, tokenizer, data["super"]["train"]))
     multilabel_auc = _auc_functions()[1]
     shipped = label_set_prompts()
-    variant_names = ("raw", "centred on labels", "centred on reports", "centred, report bank")
-    results, lines = {}, ["| data set | prompts | " + " | ".join(variant_names) + " |", "|---" * 6 + "|"]
+    variant_names = ("raw", "centred on labels", "centred on reports", "centred, report bank mean",
+                     "report bank posterior")
+    results, lines = {}, ["| data set | prompts | " + " | ".join(variant_names) + " |", "|---" * 7 + "|"]
     for name in DATA_SETS:
         test = data[name]["test"]
         ecg = compute_embeddings(model, test, kind="shared", normalize=True)
@@ -82,11 +87,13 @@ def main() -> int:
             selections.append((f"plain names, {label}", {**plain_prompt_set(name), **reworded}))
         for prompts_name, prompts in selections:
             used = {k: prompts[k] for k in names}
-            text = label_embeddings(model, tokenizer, used, use_report_bank=False).float().numpy()
-            bank = label_embeddings(model, tokenizer, used).float().numpy()
+            text = zero_shot_labels(model, tokenizer, used, use_report_bank=False).embeds.float().numpy()
+            labels_ = zero_shot_labels(model, tokenizer, used)
+            bank = labels_.embeds.float().numpy()
             logits = ecg @ text.T  # the model's logit is a positive scale of this plus a bias: the same ranking
             variants = dict(zip(variant_names, (logits, logits - logits.mean(1, keepdims=True), ecg @ (text - centre).T,
-                                                ecg @ (bank - centre).T), strict=True))
+                                                ecg @ (bank - centre).T, zero_shot_logits(model, ecg, labels_)),
+                                strict=True))
             row = {}
             for variant, scores in variants.items():
                 auc = multilabel_auc(scores, labels, names)  # classes without both outcomes are left out
@@ -110,7 +117,7 @@ def bank_sweep(model, tokenizer, data, centre: np.ndarray) -> dict[str, dict[str
     from cgdmer_hf.data import label_names
     from cgdmer_hf.evaluation.embeddings import column, compute_embeddings
     from cgdmer_hf.evaluation.metrics import _auc_functions
-    from cgdmer_hf.evaluation.zero_shot import label_embeddings
+    from cgdmer_hf.evaluation.zero_shot import zero_shot_labels, zero_shot_logits
     from cgdmer_hf.modeling_cgdmer import report_bank_weights
     from cgdmer_hf.prompts import clean_prompts, plain_prompt_set
 
@@ -124,7 +131,7 @@ def bank_sweep(model, tokenizer, data, centre: np.ndarray) -> dict[str, dict[str
         ecg, labels = compute_embeddings(model, validation, kind="shared", normalize=True), column(validation, "labels")
         names = label_names(validation)
         prompts = {k: plain_prompt_set(name)[k] for k in names}
-        own = label_embeddings(model, tokenizer, prompts, use_report_bank=False).double().numpy()
+        own = zero_shot_labels(model, tokenizer, prompts, use_report_bank=False).embeds.double().numpy()
         descriptions = [texts[0] for _, texts in clean_prompts(prompts)]  # plain names: one description each
         for variant, (counts, power) in variants.items():
             weights = report_bank_weights(counts, descriptions, power or 1.0).numpy()
@@ -135,13 +142,32 @@ def bank_sweep(model, tokenizer, data, centre: np.ndarray) -> dict[str, dict[str
             text = np.where(weights.sum(1, keepdims=True) > 0, weights @ reports, own)
             text /= np.linalg.norm(text, axis=1, keepdims=True)
             auc = multilabel_auc(ecg @ (text - centre).T, labels, names)["roc_auc"]
-            table.setdefault(variant, {})[name] = round(auc, 4)
-    print("\nReport bank weighting, fold 9, plain names (macro AUC):\n| weighting | super | sub | form | rhythm | sum |\n"
+            table.setdefault(f"mean, {variant}", {})[name] = round(auc, 4)
+        for factor, logits in posterior_temperatures(model, zero_shot_labels(model, tokenizer, prompts), ecg):
+            auc = multilabel_auc(logits, labels, names)["roc_auc"]
+            table.setdefault(f"posterior, temperature {factor:g}x", {})[name] = round(auc, 4)
+    print("\nReport bank, fold 9, plain names (macro AUC):\n| scoring | super | sub | form | rhythm | sum |\n"
           "|---|---|---|---|---|---|")
     for variant, row in table.items():
         row["sum"] = round(sum(row.values()), 4)
         print(f"| {variant} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")
     return table
+
+
+def posterior_temperatures(model, labels, ecg: np.ndarray, factors=(0.5, 1.0, 1.5, 2.0)):
+    """`(factor, logits)` of the bank posterior with the model's SigLIP temperature times each factor."""
+    import math
+
+    from cgdmer_hf.evaluation.zero_shot import zero_shot_logits
+
+    scale = model.base_model.logit_scale
+    original = scale.data.clone()
+    try:
+        for factor in factors:
+            scale.data = original + math.log(factor)
+            yield factor, zero_shot_logits(model, ecg, labels)
+    finally:
+        scale.data = original
 
 
 if __name__ == "__main__":

@@ -389,9 +389,11 @@ class CGDMERConfig(PretrainedConfig):
             that centring leaves the average logit where SigLIP trained it.
         zero_shot_reports (`dict[str, int]`, *optional*): the zero-shot report bank, the most frequent distinct
             pretraining reports (cleaned) with their counts, set with the centre (`CGDMERModel.fit_zero_shot_centre`,
-            at most `ZERO_SHOT_BANK_SIZE`). When set, a label description is embedded as the count-weighted mean of
-            the bank reports that share its words (`CGDMERModel.zero_shot_label_embeddings`): "myocardial
-            infarction" becomes the average report that names one. `None`: the description's own embedding.
+            at most `ZERO_SHOT_BANK_SIZE`). When set, a label that shares a word with the bank is scored through it
+            (`CGDMERModel.zero_shot_labels`, `zero_shot_logits`): its probability is the expected share of its words
+            in the bank reports, each weighted by its count and `exp(exp(logit_scale) * ecg . report)`, so that
+            "myocardial infarction" scores by the reports that name one; its embedding is the weighted mean of
+            those reports (`zero_shot_label_embeddings`). `None`: the description's own embedding and logit.
 
     Attention: `attn_implementation="sdpa"` (default) or `"eager"` (the one that returns attention weights), the
     same for every encoder.

@@ -10,8 +10,10 @@ trained with), so several labels can be likely at once (multi-label diagnosis); 
 model's config holds a `zero_shot_centre` (the mean embedding of its pretraining reports, set by `pretrain`), each
 ECG's likeness to that average report, relative to the average pretraining ECG's, is taken out of the cosine: it no
 longer raises all the ECG's labels at once (`CGDMERModel.zero_shot_logits`). When it holds a report bank
-(`zero_shot_reports`, the distinct pretraining reports, set with the centre), a label is embedded as the weighted
-mean of the bank reports that share its words (`CGDMERModel.zero_shot_label_embeddings`). When the
+(`zero_shot_reports`, the distinct pretraining reports, set with the centre), a label that shares a word with the
+bank is scored through it instead: its raw score is the expected share of its words in the reports the ECG is
+likely to have, each bank report weighted by its count and its SigLIP similarity to the ECG
+(`CGDMERModel.zero_shot_labels`, `zero_shot_logits`). When the
 model's config holds a `zero_shot_calibration` (fitted on a validation split), the scores are its calibrated
 probabilities `sigmoid(scale * logit + bias)` by default (`calibrated=False` gives the raw ones); every result says
 which (`"calibrated"`). A label none of whose words the report tokenizer learned from the pretraining reports is
@@ -287,11 +289,12 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
 
     Each candidate label is embedded with the report encoder (a prompt ensemble averages the normalised embeddings
     of the label's descriptions, then normalises again); each ECG is embedded with the ECG encoder; a label's score
-    is `sigmoid(model.zero_shot_logits(ecg, label))` (the SigLIP logit, less the ECG's similarity to the average
-    pretraining report when the config holds a `zero_shot_centre`), an independent probability per label,
+    is `sigmoid(model.zero_shot_logits(ecg, label))` (through the report bank when the config holds one and the
+    label shares a word with it; else the SigLIP logit, less the ECG's similarity to the average pretraining
+    report when the config holds a `zero_shot_centre`), an independent probability per label,
     calibrated by default when the model's config holds a `zero_shot_calibration` (a label whose text was
     calibrated gets its own scale and bias, any other label the shared pair). The model computes all three
-    (`CGDMERModel.zero_shot_label_embeddings`, `zero_shot_ecg_embeddings`, `zero_shot_scores`). A label with no
+    (`CGDMERModel.zero_shot_labels`, `zero_shot_ecg_embeddings`, `zero_shot_scores`). A label with no
     word the report tokenizer learned from the pretraining reports (`unseen_labels`) is scored with a warning
     naming it, once per call; so is a label whose calibration has scale 0 (a constant calibrated score).
 
@@ -311,7 +314,7 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._label_cache: dict[Prompts, torch.Tensor] = {}
+        self._label_cache: dict[Prompts, Any] = {}
 
     def __call__(self, ecgs: Any, **kwargs: Any) -> Union[list[dict[str, Any]], list[list[dict[str, Any]]]]:
         """Classify one ECG or a batch.
@@ -375,8 +378,9 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
                    lead_names: Optional[Sequence[str]] = None) -> dict[str, torch.Tensor]:
         return self._preprocess_ecg(ecg, sampling_rate, lead_names)
 
-    def label_embeddings(self, prompts: Prompts) -> torch.Tensor:
-        """`(num_labels, projection_dim)` normalised text embeddings of the labels (ensembles averaged)."""
+    def zero_shot_labels(self, prompts: Prompts) -> Any:
+        """The labels as the model scores them (`CGDMERModel.zero_shot_labels`: normalised embeddings, ensembles
+        averaged, and report bank weights when the model has a bank), with the warnings of unseen labels."""
         if prompts in self._label_cache:
             return self._label_cache[prompts]
         if self.tokenizer is None:
@@ -387,7 +391,7 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
         for j in self.model.base_model.zero_shot_constant_labels([d for _, d in prompts]):
             logger.warning(f"Label {prompts[j][0]!r}: its calibrated score is the same for every ECG (the model "
                            "ranked it backwards on the validation split the calibration was fitted on)")
-        self._label_cache[prompts] = self.model.base_model.zero_shot_label_embeddings(prompts, self.tokenizer)
+        self._label_cache[prompts] = self.model.base_model.zero_shot_labels(prompts, self.tokenizer)
         return self._label_cache[prompts]
 
     def _forward(self, model_inputs: dict[str, torch.Tensor], prompts: Optional[Prompts] = None,
@@ -395,7 +399,7 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
         if prompts is None:
             raise ValueError(_LABELS_REQUIRED)
         model = self.model.base_model
-        labels = self.label_embeddings(prompts)
+        labels = self.zero_shot_labels(prompts)
         ecg = model.zero_shot_ecg_embeddings(**self._ecg_kwargs(model_inputs))
         return {"scores": model.zero_shot_scores(ecg, labels, [d for _, d in prompts], calibrated)}
 

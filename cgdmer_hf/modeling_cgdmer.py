@@ -76,6 +76,36 @@ def report_bank_weights(bank: dict[str, int], descriptions: Sequence[str], power
     return weights
 
 
+@dataclass
+class ZeroShotLabels:
+    """Zero-shot labels as [`CGDMERModel.zero_shot_logits`] scores them ([`CGDMERModel.zero_shot_labels`]).
+
+    Args:
+        embeds: `(labels, projection_dim)` normalised label embeddings (`zero_shot_label_embeddings`); they score
+            the labels without bank weights.
+        bank_weights: `(labels, bank)` float64 weights of the report bank's reports for each label: the mean of
+            `report_bank_weights` over its descriptions that share a word with the bank, a row of zeros when none
+            does. `None` without a bank.
+        bank_embeds: `(bank, projection_dim)` float64 normalised embeddings of the bank's reports.
+        bank_counts: `(bank,)` float64 counts of the bank's reports.
+    """
+
+    embeds: torch.Tensor
+    bank_weights: Optional[torch.Tensor] = None
+    bank_embeds: Optional[torch.Tensor] = None
+    bank_counts: Optional[torch.Tensor] = None
+
+    def __len__(self) -> int:
+        return len(self.embeds)
+
+    @property
+    def in_bank(self) -> torch.Tensor:
+        """`(labels,)` bool: the labels scored through the report bank."""
+        if self.bank_weights is None:
+            return torch.zeros(len(self.embeds), dtype=torch.bool)
+        return self.bank_weights.sum(-1) > 0
+
+
 ECG_MODALITY, TEXT_MODALITY = 0, 1
 
 
@@ -1140,9 +1170,7 @@ class CGDMERModel(CGDMERPreTrainedModel):
         if self.ecg_only:
             raise ValueError("This model has no report encoder (ecg_only); zero-shot classification needs the text "
                              "tower of a CGDMERModel or CGDMERForPreTraining checkpoint")
-        items = list(prompts.items()) if hasattr(prompts, "items") else list(prompts)
-        items = [(label, (descriptions,) if isinstance(descriptions, str) else tuple(descriptions))
-                 for label, descriptions in items]
+        items = self._zero_shot_items(prompts)
         texts = [(label, text) for label, descriptions in items for text in descriptions]
         tokens = tokenizer([text for _, text in texts], padding=True, return_tensors="pt")
         max_length = self.config.text_config.max_position_embeddings
@@ -1164,19 +1192,76 @@ class CGDMERModel(CGDMERPreTrainedModel):
         labels = torch.stack([chunk.mean(0) for chunk in embeds.split([len(d) for _, d in items])])
         return F.normalize(labels, dim=-1)
 
-    def zero_shot_logits(self, ecg_embeds: torch.Tensor, label_embeds: torch.Tensor, centred: bool = True
-                         ) -> torch.Tensor:
-        """The zero-shot logits in float32, `(n_ecg, n_labels)`: what the zero-shot scores are the sigmoid of (and
-        what a calibration rescales), computed in float32: `similarity_logits(ecg, label)`, less
-        `exp(logit_scale) * (ecg . centre - zero_shot_centre_offset)` when the config holds a `zero_shot_centre` and
-        `centred`: each ECG's likeness to the average pretraining report, relative to that of the average
-        pretraining ECG, is taken out of all its labels alike."""
+    @staticmethod
+    def _zero_shot_items(prompts: dict[str, list[str]] | tuple[tuple[str, tuple[str, ...]], ...]
+                         ) -> list[tuple[str, tuple[str, ...]]]:
+        """`[(label, (description, ...)), ...]` of a `{label: description(s)}` mapping or of such pairs."""
+        items = list(prompts.items()) if hasattr(prompts, "items") else list(prompts)
+        return [(label, (descriptions,) if isinstance(descriptions, str) else tuple(descriptions))
+                for label, descriptions in items]
+
+    @torch.no_grad()
+    def zero_shot_labels(self, prompts: dict[str, list[str]] | tuple[tuple[str, tuple[str, ...]], ...],
+                         tokenizer, use_report_bank: bool = True) -> ZeroShotLabels:
+        """The labels of `prompts` as `zero_shot_logits` scores them: their embeddings (`zero_shot_label_embeddings`)
+        and, with a report bank (`config.zero_shot_reports`) and `use_report_bank`, each label's weights of the
+        bank reports (`report_bank_weights`, averaged over its descriptions that share a word with the bank).
+        `prompts` as for `zero_shot_label_embeddings`."""
+        items = self._zero_shot_items(prompts)
+        embeds = self.zero_shot_label_embeddings(items, tokenizer, use_report_bank=use_report_bank)
+        bank = self.config.zero_shot_reports
+        if not (use_report_bank and bank):
+            return ZeroShotLabels(embeds)
+        weights = report_bank_weights(bank, [text for _, descriptions in items for text in descriptions])
+        per_label = []
+        for chunk in weights.split([len(descriptions) for _, descriptions in items]):
+            matched = chunk[chunk.sum(-1) > 0]
+            per_label.append(matched.mean(0) if len(matched) else torch.zeros(len(bank), dtype=torch.float64))
+        counts = torch.tensor(list(bank.values()), dtype=torch.float64)
+        return ZeroShotLabels(embeds, torch.stack(per_label), self._zero_shot_bank_embeddings(tokenizer), counts)
+
+    def zero_shot_logits(self, ecg_embeds: torch.Tensor, label_embeds: torch.Tensor | ZeroShotLabels,
+                         centred: bool = True) -> torch.Tensor:
+        """The zero-shot logits, `(n_ecg, n_labels)` float32: what the zero-shot scores are the sigmoid of (and what
+        a calibration rescales).
+
+        A label with bank weights (`ZeroShotLabels` from `zero_shot_labels`) is scored through the report bank:
+        its logit is `log(p / (1 - p))` for `p = sum_r P(r | ecg) * w_r / count_r`, the expected share of the
+        label's words in the reports the ECG is likely to have, where `P(r | ecg)` is proportional to
+        `count_r * exp(exp(logit_scale) * ecg . r)` over the bank's reports `r` (SigLIP's own temperature) and
+        `w_r` is the label's weight of `r` (`report_bank_weights`; `w_r / count_r` is the share of the label's
+        words that `r` holds). As the temperature goes to 0 this ranks ECGs as the centred similarity to the
+        weighted mean bank report would.
+
+        Any other label (a tensor of normalised label embeddings, a label without a word in the bank, or
+        `centred=False`): `similarity_logits(ecg, label)`, less `exp(logit_scale) * (ecg . centre -
+        zero_shot_centre_offset)` when the config holds a `zero_shot_centre` and `centred` (each ECG's likeness
+        to the average pretraining report, relative to that of the average pretraining ECG, taken out of all
+        its labels alike); `centred=False` gives the plain SigLIP logits of the embeddings."""
+        labels = label_embeds if isinstance(label_embeds, ZeroShotLabels) else ZeroShotLabels(label_embeds)
         ecg = ecg_embeds.float()
-        cosine = ecg @ label_embeds.to(ecg.device).float().t()
+        cosine = ecg @ labels.embeds.to(ecg.device).float().t()
         if centred and self.config.zero_shot_centre is not None:
             centre = torch.tensor(self.config.zero_shot_centre, dtype=torch.float32, device=ecg.device)
             cosine = cosine - (ecg @ centre - float(self.config.zero_shot_centre_offset))[:, None]
-        return self.logit_scale.float().exp() * cosine + self.logit_bias.float()
+        logits = self.logit_scale.float().exp() * cosine + self.logit_bias.float()
+        in_bank = labels.in_bank.to(ecg.device)
+        if centred and in_bank.any():
+            logits[:, in_bank] = self._zero_shot_bank_logits(ecg, labels.bank_weights[in_bank.cpu()], labels
+                                                             ).to(logits)
+        return logits
+
+    def _zero_shot_bank_logits(self, ecg: torch.Tensor, weights: torch.Tensor, labels: ZeroShotLabels
+                               ) -> torch.Tensor:
+        """`log(p / (1 - p))` of the bank posterior `p` (see `zero_shot_logits`), float64 on the CPU."""
+        if labels.bank_embeds is None or labels.bank_counts is None:
+            raise ValueError("ZeroShotLabels with bank_weights need bank_embeds and bank_counts")
+        similarity = self.logit_scale.detach().double().exp().cpu() * (ecg.detach().double().cpu()
+                                                                        @ labels.bank_embeds.double().t())
+        evidence = torch.exp(similarity - similarity.amax(-1, keepdim=True))  # P(r | ecg) up to count and a norm
+        p = (evidence @ weights.t()) / (evidence @ labels.bank_counts)[:, None]
+        p = p.clamp(1e-15, 1 - 1e-15)
+        return torch.log(p) - torch.log1p(-p)
 
     @staticmethod
     def zero_shot_label_key(descriptions: str | Sequence[str]) -> str:
@@ -1222,11 +1307,13 @@ class CGDMERModel(CGDMERPreTrainedModel):
         params = torch.tensor(params, dtype=torch.float32, device=logits.device)
         return torch.sigmoid(logits.float() * params[:, 0] + params[:, 1])
 
-    def zero_shot_scores(self, ecg_embeds: torch.Tensor, label_embeds: torch.Tensor,
+    def zero_shot_scores(self, ecg_embeds: torch.Tensor, label_embeds: torch.Tensor | ZeroShotLabels,
                          label_texts: Optional[Sequence[str | Sequence[str]]] = None, calibrated: bool = True
                          ) -> torch.Tensor:
-        """Independent label probabilities, `(n_ecg, n_labels)` float32, of normalised ECG and label embeddings
-        (`zero_shot_ecg_embeddings`, `zero_shot_label_embeddings`): `sigmoid(zero_shot_logits(ecg, label))`, or,
+        """Independent label probabilities, `(n_ecg, n_labels)` float32, of normalised ECG embeddings
+        (`zero_shot_ecg_embeddings`) and labels (`zero_shot_labels`, or normalised label embeddings):
+        `sigmoid(zero_shot_logits(ecg, label))` (for a label scored through the report bank, the bank posterior
+        itself: the expected share of its words in the ECG's likely reports), or,
         when the config holds a `zero_shot_calibration` and `calibrated`, its calibrated probabilities
         (`apply_zero_shot_calibration`; `label_texts`, the description(s) of each label, select per-label
         calibrations). A calibration is fitted on these logits, centred when the config holds a centre."""
@@ -1660,6 +1747,7 @@ __all__ = [
     "ZERO_SHOT_BANK_SIZE",
     "report_bank_weights",
     "description_words",
+    "ZeroShotLabels",
     "report_keys",
     "sigmoid_contrastive_loss",
     "orthogonality_loss",

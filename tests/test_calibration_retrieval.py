@@ -242,6 +242,84 @@ def test_label_embeddings_through_the_report_bank():
                                atol=1e-6, rtol=0)
 
 
+def _bank_model():
+    torch.manual_seed(0)
+    tokenizer = load_default_tokenizer()
+    bank = {"sinus rhythm normal ecg": 6, "sinus rhythm left bundle branch block": 1, "atrial fibrillation": 2}
+    config = CGDMERConfig.from_preset("tiny", text_config=dict(vocab_size=len(tokenizer)), zero_shot_reports=bank,
+                                      logit_scale_init_value=float(np.log(5.0)))
+    model = CGDMERModel(config).eval()
+    model.config.zero_shot_centre = torch.nn.functional.normalize(torch.randn(config.projection_dim), dim=0).tolist()
+    return model, tokenizer, bank
+
+
+def test_labels_scored_through_the_report_bank_posterior():
+    from cgdmer_hf.modeling_cgdmer import ZeroShotLabels, report_bank_weights
+
+    model, tokenizer, bank = _bank_model()
+    prompts = {"LBBB": ["left bundle branch block", "xyzzy"], "AF": ["atrial fibrillation", "sinus rhythm"],
+               "odd": ["xyzzy"]}
+    labels = model.zero_shot_labels(prompts, tokenizer)
+    assert isinstance(labels, ZeroShotLabels) and len(labels) == 3
+    assert labels.in_bank.tolist() == [True, True, False]
+    torch.testing.assert_close(labels.embeds, model.zero_shot_label_embeddings(prompts, tokenizer))
+    # a label's weights: the mean over its descriptions that share a word with the bank ("xyzzy" does not)
+    weights = report_bank_weights(bank, ["left bundle branch block", "atrial fibrillation", "sinus rhythm"])
+    torch.testing.assert_close(labels.bank_weights, torch.stack([weights[0], weights[1:].mean(0),
+                                                                 torch.zeros(3, dtype=torch.float64)]))
+    ecg = torch.nn.functional.normalize(torch.randn(5, model.config.projection_dim), dim=-1)
+    logits = model.zero_shot_logits(ecg, labels)
+    # by hand: p = sum_r count_r exp(t * ecg . r) share_r / sum_r count_r exp(t * ecg . r), t = exp(logit_scale) = 5
+    reports = model.zero_shot_report_embeddings(list(bank), tokenizer).double()
+    counts = torch.tensor([6.0, 1.0, 2.0], dtype=torch.float64)
+    evidence = counts * torch.exp(5.0 * ecg.double() @ reports.t())
+    for j in range(2):
+        p = (evidence * labels.bank_weights[j] / counts).sum(-1) / evidence.sum(-1)
+        torch.testing.assert_close(torch.sigmoid(logits[:, j]).double(), p, atol=1e-6, rtol=1e-5)
+    # a label without a word in the bank, a tensor of embeddings, centred=False: the linear logits as before
+    linear = model.zero_shot_logits(ecg, labels.embeds)
+    torch.testing.assert_close(logits[:, 2], linear[:, 2])
+    torch.testing.assert_close(model.zero_shot_logits(ecg, labels, centred=False),
+                               model.zero_shot_logits(ecg, labels.embeds, centred=False))
+    assert not model.zero_shot_labels(prompts, tokenizer, use_report_bank=False).in_bank.any()
+    scores = model.zero_shot_scores(ecg, labels)  # no calibration: the posterior itself
+    torch.testing.assert_close(scores, torch.sigmoid(logits))
+    with pytest.raises(ValueError, match="need bank_embeds and bank_counts"):
+        model.zero_shot_logits(ecg, ZeroShotLabels(labels.embeds, labels.bank_weights))
+
+
+def test_bank_posterior_at_a_small_temperature_ranks_as_the_centred_bank_mean():
+    model, tokenizer, bank = _bank_model()
+    with torch.no_grad():
+        model.logit_scale.fill_(float(np.log(1e-3)))
+    labels = model.zero_shot_labels({"LBBB": ["left bundle branch block"], "SR": ["sinus rhythm"]}, tokenizer)
+    ecg = torch.nn.functional.normalize(torch.randn(50, model.config.projection_dim), dim=-1)
+    counts = labels.bank_counts
+    mean = labels.bank_weights @ labels.bank_embeds / labels.bank_weights.sum(-1, keepdim=True)
+    centre = counts @ labels.bank_embeds / counts.sum()
+    expected = ecg.double() @ (mean - centre).t()
+    got = model.zero_shot_logits(ecg, labels).double()
+    for j in range(2):
+        assert torch.equal(torch.argsort(got[:, j]), torch.argsort(expected[:, j]))
+
+
+def test_pipeline_scores_bank_labels_with_the_posterior(tmp_path, one_thread):
+    from cgdmer_hf.feature_extraction_cgdmer import CGDMERFeatureExtractor
+    from cgdmer_hf.processing_cgdmer import CGDMERProcessor
+
+    model, tokenizer, _ = _bank_model()
+    model.save_pretrained(tmp_path)
+    CGDMERProcessor(CGDMERFeatureExtractor(), tokenizer).save_pretrained(tmp_path)
+    pipe = pipeline("zero-shot-ecg-classification", model=str(tmp_path))
+    prompts = {"left bundle branch block": ["left bundle branch block"], "xyzzy": ["xyzzy"]}
+    out = {d["label"]: d["score"] for d in pipe(sample_record_path(2), candidate_labels=list(prompts))}
+    inputs = pipe.feature_extractor(sample_record_path(2), return_tensors="pt")
+    with torch.no_grad():
+        ecg = model.zero_shot_ecg_embeddings(**inputs)
+        expected = model.zero_shot_scores(ecg, model.zero_shot_labels(prompts, tokenizer))[0]
+    assert out == pytest.approx(dict(zip(prompts, expected.tolist())), rel=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------ pipeline
 @pytest.fixture(scope="module")
 def calibrated_dir(tiny_zero_shot_model_dir, tmp_path_factory):

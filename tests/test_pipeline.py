@@ -223,14 +223,14 @@ def test_the_pipeline_and_the_harness_score_with_the_model(pipe):
     """The pipeline and the evaluation harness both call `CGDMERModel.zero_shot_*`: the same scores, to the bit."""
     from datasets import Array2D, Dataset
 
-    from cgdmer_hf.evaluation import compute_embeddings, label_embeddings, zero_shot_scores
+    from cgdmer_hf.evaluation import compute_embeddings, zero_shot_labels, zero_shot_scores
 
     prompts = {"normal ecg": ["normal ecg", "sinus rhythm"], "myocardial infarction": ["myocardial infarction"]}
     out = {d["label"]: d["score"] for d in pipe(sample_record_path(2), candidate_labels=prompts)}
     inputs = pipe.feature_extractor(sample_record_path(2), return_tensors="pt")
     with torch.no_grad():
         ecg = pipe.model.zero_shot_ecg_embeddings(**inputs).numpy()
-    harness = zero_shot_scores(pipe.model, ecg, label_embeddings(pipe.model, pipe.tokenizer, prompts))[0]
+    harness = zero_shot_scores(pipe.model, ecg, zero_shot_labels(pipe.model, pipe.tokenizer, prompts))[0]
     assert dict(zip(prompts, harness.tolist())) == out
     rows = Dataset.from_dict({k: v.numpy().tolist() for k, v in inputs.items()})
     rows = rows.cast_column("ecg_values", Array2D(shape=tuple(inputs["ecg_values"].shape[1:]), dtype="float32"))

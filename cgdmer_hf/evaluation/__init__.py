@@ -50,7 +50,7 @@ from .linear_probe import DEFAULT_WEIGHT_DECAYS, LinearProbe, fit_linear_probe
 from .metrics import METRIC_PATH, bootstrap_ci, load_roc_auc_metric, macro_roc_auc, roc_auc, score
 from .report import markdown_tables, plot_roc_curves, write_results
 from .retrieval import recall_at_k, retrieval_recall, retrieval_rows
-from .zero_shot import align_prompts, label_embeddings, label_keys, tune_prompts, zero_shot_logits, zero_shot_scores
+from .zero_shot import align_prompts, label_keys, tune_prompts, zero_shot_labels, zero_shot_logits, zero_shot_scores
 
 ECG_COLUMNS = ECG_INPUT_NAMES  # the name of earlier versions
 
@@ -88,7 +88,6 @@ __all__ = [
     "fit_linear_probe",
     "fit_zero_shot_calibration",
     "fit_zero_shot_centre",
-    "label_embeddings",
     "label_keys",
     "load_data_folder",
     "load_model",
@@ -108,6 +107,7 @@ __all__ = [
     "score",
     "tune_prompts",
     "write_results",
+    "zero_shot_labels",
     "zero_shot_logits",
     "zero_shot_scores",
 ]

@@ -20,7 +20,7 @@ from ..modeling_cgdmer import ZERO_SHOT_CENTRE_ECGS, CGDMERModel
 from ..data import ecg_batches
 from .embeddings import FeatureCache, column
 from ..reports import clean_report_or_empty
-from .zero_shot import align_prompts, label_embeddings, label_keys, zero_shot_logits
+from .zero_shot import align_prompts, label_keys, zero_shot_labels, zero_shot_logits
 
 DEFAULT_BINS = 15
 MIN_CLASS_EXAMPLES = 20  # positives and negatives a class needs for a calibration of its own
@@ -151,7 +151,7 @@ def calibrate_zero_shot(model, tokenizer, sets: Sequence[tuple[Any, Sequence[str
         aligned = align_prompts(prompts, names)
         ecg = features.get(core, split, "shared", batch_size, normalize=True, name="calibration")
         labels = column(split, "labels").reshape(len(split), -1).astype(np.float32)
-        blocks.append((zero_shot_logits(core, ecg, label_embeddings(core, tokenizer, aligned)), labels,
+        blocks.append((zero_shot_logits(core, ecg, zero_shot_labels(core, tokenizer, aligned)), labels,
                        label_keys(aligned)))
     if not blocks:
         raise ValueError("calibrate_zero_shot needs at least one (validation split, label names, prompts) set")

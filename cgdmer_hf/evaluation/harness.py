@@ -26,7 +26,7 @@ from .finetune import FinetuneSettings, _classifier_from, classifier_scores, fin
 from .linear_probe import DEFAULT_WEIGHT_DECAYS, fit_linear_probe
 from .metrics import score
 from .report import _jsonable, _pct, write_results
-from .zero_shot import align_prompts, label_embeddings, label_keys, tune_prompts, zero_shot_logits, zero_shot_scores
+from .zero_shot import align_prompts, label_keys, tune_prompts, zero_shot_labels, zero_shot_logits, zero_shot_scores
 
 logger = logging.getLogger("cgdmer_hf.evaluation")
 
@@ -186,7 +186,7 @@ class _Harness:
             if self.settings.tune_prompts:
                 used, chosen = tune_prompts(model, self.tokenizer, prompts, self.features(encoder, "validation",
                                             "shared"), self.data.labels("validation"))  # fmt: skip
-            text = label_embeddings(model, self.tokenizer, used)
+            text = zero_shot_labels(model, self.tokenizer, used)
             scores = zero_shot_scores(model, self.features(encoder, "test", "shared"), text)
             row = {"task": "zero-shot", "encoder": encoder, "prompts": name, **self._test(f"zero-shot_{encoder}",
                                                                                         scores)}

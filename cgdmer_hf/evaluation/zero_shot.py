@@ -1,11 +1,11 @@
-"""Zero-shot classification in the harness: the model's own zero-shot functions (`CGDMERModel.
-zero_shot_label_embeddings`, `zero_shot_scores`, as the pipeline uses them) on prepared data, and the per-class
+"""Zero-shot classification in the harness: the model's own zero-shot functions (`CGDMERModel.zero_shot_labels`,
+`zero_shot_scores`, as the pipeline uses them) on prepared data, and the per-class
 prompt choice on the validation split (`tune_prompts`)."""
 
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -15,14 +15,13 @@ from ..prompts import align_prompts, clean_prompts
 from .metrics import _auc_functions
 
 
-def label_embeddings(model, tokenizer, prompts: Mapping[str, Sequence[str]], use_report_bank: bool = True
-                     ) -> torch.Tensor:
-    """`(classes, projection_dim)` normalised prompt-ensemble embeddings of the prompts (cleaned with
-    `clean_report` like the pretraining reports), as the zero-shot pipeline computes them (through the model's
-    report bank when it has one and `use_report_bank`)."""
+def zero_shot_labels(model, tokenizer, prompts: Mapping[str, Sequence[str]], use_report_bank: bool = True) -> Any:
+    """The labels of the prompts (cleaned with `clean_report` like the pretraining reports) as the zero-shot
+    pipeline scores them (`CGDMERModel.zero_shot_labels`: normalised prompt-ensemble embeddings, and report bank
+    weights when the model has a bank and `use_report_bank`)."""
     core = model.base_model
     with eval_mode(core):
-        return core.zero_shot_label_embeddings(clean_prompts(prompts), tokenizer, use_report_bank=use_report_bank)
+        return core.zero_shot_labels(clean_prompts(prompts), tokenizer, use_report_bank=use_report_bank)
 
 
 def label_keys(prompts: Mapping[str, Sequence[str]]) -> list[str]:
@@ -32,23 +31,24 @@ def label_keys(prompts: Mapping[str, Sequence[str]]) -> list[str]:
     return [CGDMERModel.zero_shot_label_key(descriptions) for _, descriptions in clean_prompts(prompts)]
 
 
-def _pairwise(model, method: str, ecg_embeddings: np.ndarray, text_embeddings: torch.Tensor, **kwargs) -> np.ndarray:
-    ecg = torch.as_tensor(ecg_embeddings, dtype=torch.float32, device=text_embeddings.device)
+def _pairwise(model, method: str, ecg_embeddings: np.ndarray, labels: Any, **kwargs) -> np.ndarray:
+    device = labels.device if isinstance(labels, torch.Tensor) else labels.embeds.device
+    ecg = torch.as_tensor(ecg_embeddings, dtype=torch.float32, device=device)
     with torch.no_grad():
-        return getattr(model.base_model, method)(ecg, text_embeddings.float(), **kwargs).cpu().numpy()
+        return getattr(model.base_model, method)(ecg, labels, **kwargs).cpu().numpy()
 
 
-def zero_shot_scores(model, ecg_embeddings: np.ndarray, text_embeddings: torch.Tensor) -> np.ndarray:
-    """`sigmoid(model.zero_shot_logits(ecg, text))` (centred when the model has a centre) for normalised ECG and
-    label embeddings: `(n, classes)`, uncalibrated (never the model's stored calibration: the harness measures and
-    fits calibrations itself)."""
-    return _pairwise(model, "zero_shot_scores", ecg_embeddings, text_embeddings, calibrated=False)
+def zero_shot_scores(model, ecg_embeddings: np.ndarray, labels: Any) -> np.ndarray:
+    """`sigmoid(model.zero_shot_logits(ecg, labels))` for normalised ECG embeddings and labels (`zero_shot_labels`,
+    or normalised label embeddings): `(n, classes)`, uncalibrated (never the model's stored calibration: the
+    harness measures and fits calibrations itself)."""
+    return _pairwise(model, "zero_shot_scores", ecg_embeddings, labels, calibrated=False)
 
 
-def zero_shot_logits(model, ecg_embeddings: np.ndarray, text_embeddings: torch.Tensor) -> np.ndarray:
-    """`model.zero_shot_logits(ecg, text)` (float32; centred when the model has a centre) for normalised ECG and
-    label embeddings: `(n, classes)`."""
-    return _pairwise(model, "zero_shot_logits", ecg_embeddings, text_embeddings)
+def zero_shot_logits(model, ecg_embeddings: np.ndarray, labels: Any) -> np.ndarray:
+    """`model.zero_shot_logits(ecg, labels)` (float32) for normalised ECG embeddings and labels
+    (`zero_shot_labels`, or normalised label embeddings): `(n, classes)`."""
+    return _pairwise(model, "zero_shot_logits", ecg_embeddings, labels)
 
 
 def tune_prompts(model, tokenizer, prompts: Mapping[str, Sequence[str]], val_embeddings: np.ndarray,
@@ -59,7 +59,7 @@ def tune_prompts(model, tokenizer, prompts: Mapping[str, Sequence[str]], val_emb
     tuned, chosen = {}, {}
     for j, (label, descriptions) in enumerate(prompts.items()):
         candidates = [list(descriptions)] + ([[d] for d in descriptions] if len(descriptions) > 1 else [])
-        texts = label_embeddings(model, tokenizer, {f"{i}": c for i, c in enumerate(candidates)})
+        texts = zero_shot_labels(model, tokenizer, {f"{i}": c for i, c in enumerate(candidates)})
         scores = zero_shot_scores(model, val_embeddings, texts)
         aucs = [binary(scores[:, i], val_labels[:, j]) for i in range(len(candidates))]
         best = 0 if all(math.isnan(a) for a in aucs) else int(np.nanargmax(aucs))
@@ -68,4 +68,4 @@ def tune_prompts(model, tokenizer, prompts: Mapping[str, Sequence[str]], val_emb
     return tuned, chosen
 
 
-__all__ = ["align_prompts", "label_embeddings", "label_keys", "tune_prompts", "zero_shot_logits", "zero_shot_scores"]
+__all__ = ["align_prompts", "label_keys", "tune_prompts", "zero_shot_labels", "zero_shot_logits", "zero_shot_scores"]

@@ -28,7 +28,7 @@ class NonFiniteLossError(FloatingPointError):
 class ZeroShotEvaluation:
     """Zero-shot macro ROC-AUC on a labelled split (a data set made by `cgdmer_hf.data`): the model's shared ECG
     embeddings against prompt-ensemble embeddings of each class, scored by the model's own zero-shot functions
-    (`CGDMERModel.zero_shot_ecg_embeddings`, `zero_shot_label_embeddings`, `zero_shot_scores`, as the pipeline
+    (`CGDMERModel.zero_shot_ecg_embeddings`, `zero_shot_labels`, `zero_shot_scores`, as the pipeline
     and the evaluation harness score). [`CGDMERPretrainer`] reports it as `eval_zero_shot_auc`.
 
     Args:
@@ -66,8 +66,8 @@ class ZeroShotEvaluation:
         with eval_mode(core):
             ecg = torch.cat([core.zero_shot_ecg_embeddings(**inputs)
                              for inputs in ecg_batches(self.dataset, self.batch_size, first.device, first.dtype)])
-            text = core.zero_shot_label_embeddings(clean_prompts(self.prompts), tokenizer)
-            scores = core.zero_shot_scores(ecg.to(text.device), text, calibrated=False)
+            labels = core.zero_shot_labels(clean_prompts(self.prompts), tokenizer)
+            scores = core.zero_shot_scores(ecg.to(labels.embeds.device), labels, calibrated=False)
         return {"zero_shot_auc": multilabel_roc_auc(scores.cpu().numpy().astype(np.float64), self.labels)["roc_auc"]}
 
 
