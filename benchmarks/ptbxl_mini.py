@@ -537,8 +537,10 @@ def ship_calibration(row: dict[str, Any], target: Path) -> str:
             "(`\"calibrated\"`). A label the model ranks backwards on fold 9 gets scale 0: a constant probability "
             "(its fold-9 rate).")
     if config.get("zero_shot_centre") is not None:
-        text += (" The logits are centred: `config.json` holds `zero_shot_centre`, the mean shared embedding of the "
-                 "pretraining reports (folds 1-8), and `zero_shot_centre_offset`, the mean similarity to it of the "
+        which = " of a label with no word in the report bank" if config.get("zero_shot_reports") else ""
+        text += (f" The logits{which} are centred: `config.json` holds `zero_shot_centre`, the mean shared "
+                 "embedding of the pretraining reports (folds 1-8), and `zero_shot_centre_offset`, the mean similarity "
+                 "to it of the "
                  "folds 1-8 ECGs; each ECG's similarity to the centre, less the offset, comes off all its label "
                  "similarities, so an ECG's likeness to the average report does not raise all its labels at once.")
     if config.get("zero_shot_reports"):

@@ -331,7 +331,8 @@ class ZeroShotECGClassificationPipeline(_ECGPipelineMixin, Pipeline):
                 even for one lead (a string is refused).
             top_k (`int`, *optional*): keep the `top_k` best labels (all of them when there are fewer).
             calibrated (`bool`, defaults to `True`): apply the model's `zero_shot_calibration` when it has one;
-                `False` gives the raw `sigmoid(logit)` (of the centred logit when the model has a centre).
+                `False` gives the raw `sigmoid(logit)` (the report bank posterior for a label that shares a word
+                with the model's bank, else of the centred logit when the model has a centre).
 
         Returns:
             For one ECG, a list of `{"label": str, "score": float, "calibrated": bool}` sorted by decreasing score

@@ -186,18 +186,18 @@ class _Harness:
             if self.settings.tune_prompts:
                 used, chosen = tune_prompts(model, self.tokenizer, prompts, self.features(encoder, "validation",
                                             "shared"), self.data.labels("validation"))  # fmt: skip
-            text = zero_shot_labels(model, self.tokenizer, used)
-            scores = zero_shot_scores(model, self.features(encoder, "test", "shared"), text)
+            labels = zero_shot_labels(model, self.tokenizer, used)
+            scores = zero_shot_scores(model, self.features(encoder, "test", "shared"), labels)
             row = {"task": "zero-shot", "encoder": encoder, "prompts": name, **self._test(f"zero-shot_{encoder}",
                                                                                         scores)}
             if chosen is not None:
                 row["selection"] = {"prompts_per_class": chosen}
             if self.settings.calibration:
-                row["calibration"] = self._test_calibration(encoder, used, text, scores)
+                row["calibration"] = self._test_calibration(encoder, used, labels, scores)
             rows.append(row)
         return rows
 
-    def _zero_shot_calibration(self, encoder: str, prompts: dict[str, list[str]], text) -> Optional[dict]:
+    def _zero_shot_calibration(self, encoder: str, prompts: dict[str, list[str]], labels) -> Optional[dict]:
         """The calibration to measure: the given one (pretrained encoder), else a fit on the validation split
         (`None` without one)."""
         from .calibration import fit_zero_shot_calibration
@@ -207,18 +207,18 @@ class _Harness:
             return given
         if len(self.data.splits.get("validation", ())) == 0:
             return None
-        logits = zero_shot_logits(self.encoders[encoder], self.features(encoder, "validation", "shared"), text)
+        logits = zero_shot_logits(self.encoders[encoder], self.features(encoder, "validation", "shared"), labels)
         return fit_zero_shot_calibration(logits, self.data.labels("validation"), label_keys(prompts))
 
-    def _test_calibration(self, encoder: str, prompts: dict[str, list[str]], text, scores: np.ndarray
+    def _test_calibration(self, encoder: str, prompts: dict[str, list[str]], labels, scores: np.ndarray
                           ) -> dict[str, Any]:
         """ECE, Brier score and reliability of the test scores, raw and calibrated (reads the test split, after
         the calibration is fitted on validation)."""
         from .calibration import apply_calibration, calibration_summary
 
-        fit = self._zero_shot_calibration(encoder, prompts, text)
+        fit = self._zero_shot_calibration(encoder, prompts, labels)
         calibrated = None if fit is None else apply_calibration(
-            zero_shot_logits(self.encoders[encoder], self.features(encoder, "test", "shared"), text), fit,
+            zero_shot_logits(self.encoders[encoder], self.features(encoder, "test", "shared"), labels), fit,
             label_keys(prompts))
         summary = calibration_summary(scores, self.data.labels("test"), calibrated)
         summary["fitted_on"] = None if fit is None else ("given" if fit is self.settings.calibration else "validation")
