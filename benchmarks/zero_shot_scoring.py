@@ -22,7 +22,8 @@ see how much one wording costs (a diagnostic, never a headline number: the wordi
 form and rhythm on fold 9 (a) of the bank mean for each power of the matched share (`report_bank_weights`), for the
 best match only (power -> infinity) and with each distinct report counted once (the shipped
 `ZERO_SHOT_MATCH_POWER` is the best sum); (b) of the bank posterior at multiples of the model's SigLIP temperature
-`exp(logit_scale)` (the shipped one is 1x; as it goes to 0 the posterior ranks as the bank mean does).
+`exp(logit_scale)` (the shipped one is 1x; as it goes to 0 the posterior ranks as the bank mean does), and with each
+distinct report counted once in the posterior's prior (the shipped prior is the reports' counts).
 Prints a table and writes `benchmarks/results/zero_shot_scoring.json`. Skips with a message when the data is
 absent.
 """
@@ -143,9 +144,8 @@ def bank_sweep(model, tokenizer, data, centre: np.ndarray) -> dict[str, dict[str
             text /= np.linalg.norm(text, axis=1, keepdims=True)
             auc = multilabel_auc(ecg @ (text - centre).T, labels, names)["roc_auc"]
             table.setdefault(f"mean, {variant}", {})[name] = round(auc, 4)
-        for factor, logits in posterior_temperatures(model, zero_shot_labels(model, tokenizer, prompts), ecg):
-            auc = multilabel_auc(logits, labels, names)["roc_auc"]
-            table.setdefault(f"posterior, temperature {factor:g}x", {})[name] = round(auc, 4)
+        for variant, logits in posterior_variants(model, zero_shot_labels(model, tokenizer, prompts), ecg):
+            table.setdefault(variant, {})[name] = round(multilabel_auc(logits, labels, names)["roc_auc"], 4)
     print("\nReport bank, fold 9, plain names (macro AUC):\n| scoring | super | sub | form | rhythm | sum |\n"
           "|---|---|---|---|---|---|")
     for variant, row in table.items():
@@ -154,21 +154,27 @@ def bank_sweep(model, tokenizer, data, centre: np.ndarray) -> dict[str, dict[str
     return table
 
 
-def posterior_temperatures(model, labels, ecg: np.ndarray, factors=(0.5, 1.0, 1.5, 2.0)):
-    """`(factor, logits)` of the bank posterior with the model's SigLIP temperature times each factor."""
+def posterior_variants(model, labels, ecg: np.ndarray, factors=(0.5, 1.0, 1.5, 2.0)):
+    """`(name, logits)` of the bank posterior with the model's SigLIP temperature times each factor, and with a
+    uniform prior over the bank's distinct reports instead of their counts (same shares of the label's words)."""
     import math
 
+    import torch
+
     from cgdmer_hf.evaluation.zero_shot import zero_shot_logits
+    from cgdmer_hf.modeling_cgdmer import ZeroShotLabels
 
     scale = model.base_model.logit_scale
     original = scale.data.clone()
     try:
         for factor in factors:
             scale.data = original + math.log(factor)
-            yield factor, zero_shot_logits(model, ecg, labels)
+            yield f"posterior, temperature {factor:g}x", zero_shot_logits(model, ecg, labels)
     finally:
         scale.data = original
-
+    uniform = ZeroShotLabels(labels.embeds, labels.bank_weights / labels.bank_counts, labels.bank_embeds,
+                             torch.ones_like(labels.bank_counts))
+    yield "posterior, 1x, each distinct report once", zero_shot_logits(model, ecg, uniform)
 
 if __name__ == "__main__":
     sys.exit(main())
