@@ -95,6 +95,19 @@ class ZeroShotLabels:
     bank_embeds: Optional[torch.Tensor] = None
     bank_counts: Optional[torch.Tensor] = None
 
+    def __post_init__(self):
+        if self.bank_weights is None:
+            return
+        if self.bank_embeds is None or self.bank_counts is None:
+            raise ValueError("ZeroShotLabels with bank_weights need bank_embeds and bank_counts")
+        shapes = {"embeds": tuple(self.embeds.shape), "bank_weights": tuple(self.bank_weights.shape),
+                  "bank_embeds": tuple(self.bank_embeds.shape), "bank_counts": tuple(self.bank_counts.shape)}
+        labels, bank = shapes["bank_weights"] if len(shapes["bank_weights"]) == 2 else (None, None)
+        if (labels != len(self.embeds) or shapes["bank_embeds"] != (bank, self.embeds.shape[-1])
+                or shapes["bank_counts"] != (bank,)):
+            raise ValueError(f"ZeroShotLabels shapes do not fit together: {shapes} (expected embeds (labels, dim), "
+                             "bank_weights (labels, bank), bank_embeds (bank, dim), bank_counts (bank,))")
+
     def __len__(self) -> int:
         return len(self.embeds)
 
@@ -1253,11 +1266,9 @@ class CGDMERModel(CGDMERPreTrainedModel):
 
     def _zero_shot_bank_logits(self, ecg: torch.Tensor, weights: torch.Tensor, labels: ZeroShotLabels
                                ) -> torch.Tensor:
-        """`log(p / (1 - p))` of the bank posterior `p` (see `zero_shot_logits`), float64 on the CPU."""
-        if labels.bank_embeds is None or labels.bank_counts is None:
-            raise ValueError("ZeroShotLabels with bank_weights need bank_embeds and bank_counts")
-        similarity = self.logit_scale.detach().double().exp().cpu() * (ecg.detach().double().cpu()
-                                                                        @ labels.bank_embeds.double().t())
+        """`log(p / (1 - p))` of the bank posterior `p` (see `zero_shot_logits`), float64 on the CPU (differentiable
+        with respect to the ECG embeddings)."""
+        similarity = self.logit_scale.double().exp().cpu() * (ecg.double().cpu() @ labels.bank_embeds.double().t())
         evidence = torch.exp(similarity - similarity.amax(-1, keepdim=True))  # P(r | ecg) up to count and a norm
         p = (evidence @ weights.t()) / (evidence @ labels.bank_counts)[:, None]
         p = p.clamp(1e-15, 1 - 1e-15)

@@ -285,7 +285,15 @@ def test_labels_scored_through_the_report_bank_posterior():
     scores = model.zero_shot_scores(ecg, labels)  # no calibration: the posterior itself
     torch.testing.assert_close(scores, torch.sigmoid(logits))
     with pytest.raises(ValueError, match="need bank_embeds and bank_counts"):
-        model.zero_shot_logits(ecg, ZeroShotLabels(labels.embeds, labels.bank_weights))
+        ZeroShotLabels(labels.embeds, labels.bank_weights)
+    with pytest.raises(ValueError, match="shapes do not fit together"):
+        ZeroShotLabels(labels.embeds[:2], labels.bank_weights, labels.bank_embeds, labels.bank_counts)
+    with pytest.raises(ValueError, match="shapes do not fit together"):
+        ZeroShotLabels(labels.embeds, labels.bank_weights, labels.bank_embeds, labels.bank_counts[:2])
+    # differentiable in the ECG embeddings (e.g. to tune an ECG encoder against zero-shot scores)
+    ecg.requires_grad_(True)
+    model.zero_shot_logits(ecg, labels)[:, :2].sum().backward()
+    assert ecg.grad is not None and bool(torch.isfinite(ecg.grad).all()) and ecg.grad.abs().sum() > 0
 
 
 def test_bank_posterior_at_a_small_temperature_ranks_as_the_centred_bank_mean():
