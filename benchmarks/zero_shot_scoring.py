@@ -18,6 +18,8 @@ class names and of the shipped prompt ensembles, scored three ways:
   `zero_shot_labels`).
 `--wording PACE="pacemaker"` (repeatable) adds a row of the plain names with those classes worded otherwise, to
 see how much one wording costs (a diagnostic, never a headline number: the wording is chosen by hand).
+`--top CODE` (repeatable) prints, for each data set holding class CODE, the classes of the 15 test records the
+shipped scoring (plain names) ranks highest for it: what a class is confused with.
 `--bank-sweep` adds the fold-9 (validation) choices of the report bank: the plain-name macro AUC of super, sub,
 form and rhythm on fold 9 (a) of the bank mean for each power of the matched share (`report_bank_weights`), for the
 best match only (power -> infinity) and with each distinct report counted once (the shipped
@@ -49,6 +51,8 @@ def main() -> int:
     p.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "zero_shot_scoring.json")
     p.add_argument("--wording", action="append", default=[], metavar="CODE=TEXT",
                    help="also score the plain names with class CODE worded TEXT (repeatable)")
+    p.add_argument("--top", action="append", default=[], metavar="CODE",
+                   help="print the classes of the 15 test records scored highest for class CODE (repeatable)")
     p.add_argument("--bank-sweep", action="store_true", help="also the fold-9 choice of the report bank's weighting")
     args = p.parse_args()
     pairs = [w.partition("=") for w in args.wording]
@@ -76,6 +80,7 @@ def main() -> int:
     variant_names = ("raw", "centred on labels", "centred on reports", "centred, report bank mean",
                      "report bank posterior")
     results, lines = {}, ["| data set | prompts | " + " | ".join(variant_names) + " |", "|---" * 7 + "|"]
+    saved_top: dict[str, list[str]] = {}
     for name in DATA_SETS:
         test = data[name]["test"]
         ecg = compute_embeddings(model, test, kind="shared", normalize=True)
@@ -101,16 +106,30 @@ def main() -> int:
                 row[variant] = {"macro_auc": round(auc["roc_auc"], 4),
                                 "per_class": {k: round(v, 4) for k, v in auc["per_class"].items() if v is not None}}
             results.setdefault(name, {})[prompts_name] = row
+            if prompts_name == "plain names":
+                saved_top.update(top_records(name, variants["report bank posterior"], labels, names, args.top))
             lines.append(f"| {name} | {prompts_name} | " + " | ".join(f"{row[v]['macro_auc']:.3f}" for v in variants) + " |")
     print("\n".join(lines))
     saved = {"model": str(args.model.relative_to(REPO) if args.model.is_relative_to(REPO) else args.model),
-             "results": results, "table": lines}
+             "results": results, "table": lines, "top_records": saved_top}
     if args.bank_sweep:
         saved["bank_sweep_fold9"] = bank_sweep(model, tokenizer, data, centre)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(saved, indent=2))
     print(f"wrote {args.output}")
     return 0
+
+
+def top_records(name: str, scores: np.ndarray, labels: np.ndarray, names: list[str], codes: list[str],
+                count: int = 15) -> dict[str, list[str]]:
+    """`{"<data set>/<code>": [classes of each of the `count` records scored highest for code]}`; printed."""
+    found = {}
+    for code in (c for c in codes if c in names):
+        j = names.index(code)
+        top = np.argsort(-scores[:, j], kind="stable")[:count]
+        found[f"{name}/{code}"] = ["+".join(n for n, v in zip(names, labels[i], strict=True) if v) or "-" for i in top]
+        print(f"{name} {code}: top {count} records are {', '.join(found[f'{name}/{code}'])}")
+    return found
 
 
 def bank_sweep(model, tokenizer, data, centre: np.ndarray) -> dict[str, dict[str, float]]:
