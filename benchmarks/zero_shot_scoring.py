@@ -25,7 +25,8 @@ form and rhythm on fold 9 (a) of the bank mean for each power of the matched sha
 best match only (power -> infinity) and with each distinct report counted once (the shipped
 `ZERO_SHOT_MATCH_POWER` is the best sum); (b) of the bank posterior at multiples of the model's SigLIP temperature
 `exp(logit_scale)` (the shipped one is 1x; as it goes to 0 the posterior ranks as the bank mean does), and with each
-distinct report counted once in the posterior's prior (the shipped prior is the reports' counts).
+distinct report counted once in the posterior's prior (the shipped prior is the reports' counts), and with each
+report's weight also times the share of its own words the label holds (`precision ** q`; the shipped q is 0).
 Prints a table and writes `benchmarks/results/zero_shot_scoring.json`. Skips with a message when the data is
 absent.
 """
@@ -163,7 +164,8 @@ def bank_sweep(model, tokenizer, data, centre: np.ndarray) -> dict[str, dict[str
             text /= np.linalg.norm(text, axis=1, keepdims=True)
             auc = multilabel_auc(ecg @ (text - centre).T, labels, names)["roc_auc"]
             table.setdefault(f"mean, {variant}", {})[name] = round(auc, 4)
-        for variant, logits in posterior_variants(model, zero_shot_labels(model, tokenizer, prompts), ecg):
+        shipped = zero_shot_labels(model, tokenizer, prompts)
+        for variant, logits in posterior_variants(model, shipped, ecg, descriptions, bank):
             table.setdefault(variant, {})[name] = round(multilabel_auc(logits, labels, names)["roc_auc"], 4)
     print("\nReport bank, fold 9, plain names (macro AUC):\n| scoring | super | sub | form | rhythm | sum |\n"
           "|---|---|---|---|---|---|")
@@ -173,9 +175,13 @@ def bank_sweep(model, tokenizer, data, centre: np.ndarray) -> dict[str, dict[str
     return table
 
 
-def posterior_variants(model, labels, ecg: np.ndarray, factors=(0.5, 1.0, 1.5, 2.0)):
-    """`(name, logits)` of the bank posterior with the model's SigLIP temperature times each factor, and with a
-    uniform prior over the bank's distinct reports instead of their counts (same shares of the label's words)."""
+def posterior_variants(model, labels, ecg: np.ndarray, descriptions: list[str], bank: dict[str, int],
+                       factors=(0.5, 1.0, 1.5, 2.0), precision_powers=(0.5, 1.0, 2.0)):
+    """`(name, logits)` of the bank posterior with the model's SigLIP temperature times each factor; with a uniform
+    prior over the bank's distinct reports instead of their counts (same shares of the label's words); and with
+    each report's weight also times its precision ** q, the share (by idf) of the report's own words that the
+    label's description holds (a long report of many findings then counts less for each; one description per
+    label)."""
     import math
 
     import torch
@@ -194,6 +200,24 @@ def posterior_variants(model, labels, ecg: np.ndarray, factors=(0.5, 1.0, 1.5, 2
     uniform = ZeroShotLabels(labels.embeds, labels.bank_weights / labels.bank_counts, labels.bank_embeds,
                              torch.ones_like(labels.bank_counts))
     yield "posterior, 1x, each distinct report once", zero_shot_logits(model, ecg, uniform)
+    precision = report_precision(bank, descriptions)
+    for q in precision_powers:
+        weighted = ZeroShotLabels(labels.embeds, labels.bank_weights * precision ** q, labels.bank_embeds,
+                                  labels.bank_counts)
+        yield f"posterior, 1x, times precision ** {q:g}", zero_shot_logits(model, ecg, weighted)
+
+
+def report_precision(bank: dict[str, int], descriptions: list[str]):
+    """`(descriptions, bank)` float64: the idf share of each bank report's words that each description holds."""
+    import torch
+
+    from cgdmer_hf.modeling_cgdmer import _bank_index, description_words
+
+    idf = _bank_index(tuple(bank.items()))[2]
+    reports = [description_words(text) for text in bank]
+    total = torch.tensor([sum(idf[w] for w in words) for words in reports], dtype=torch.float64).clamp_min(1e-12)
+    held = [[sum(idf[w] for w in words & description_words(d)) for words in reports] for d in descriptions]
+    return torch.tensor(held, dtype=torch.float64) / total
 
 if __name__ == "__main__":
     sys.exit(main())
