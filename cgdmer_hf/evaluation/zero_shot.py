@@ -5,17 +5,21 @@ prompt choice on the validation split (`tune_prompts`)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence, Union
 
 import numpy as np
 import torch
 
 from ..data import eval_mode
+from ..modeling_cgdmer import ZeroShotLabels
 from ..prompts import align_prompts, clean_prompts
 from .metrics import _auc_functions
 
+Labels = Union[ZeroShotLabels, torch.Tensor]  # `zero_shot_labels`, or normalised label embeddings
 
-def zero_shot_labels(model, tokenizer, prompts: Mapping[str, Sequence[str]], use_report_bank: bool = True) -> Any:
+
+def zero_shot_labels(model, tokenizer, prompts: Mapping[str, Sequence[str]], use_report_bank: bool = True
+                     ) -> ZeroShotLabels:
     """The labels of the prompts (cleaned with `clean_report` like the pretraining reports) as the zero-shot
     pipeline scores them (`CGDMERModel.zero_shot_labels`: normalised prompt-ensemble embeddings, and report bank
     weights when the model has a bank and `use_report_bank`)."""
@@ -31,21 +35,21 @@ def label_keys(prompts: Mapping[str, Sequence[str]]) -> list[str]:
     return [CGDMERModel.zero_shot_label_key(descriptions) for _, descriptions in clean_prompts(prompts)]
 
 
-def _pairwise(model, method: str, ecg_embeddings: np.ndarray, labels: Any, **kwargs) -> np.ndarray:
+def _pairwise(model, method: str, ecg_embeddings: np.ndarray, labels: Labels, **kwargs) -> np.ndarray:
     device = labels.device if isinstance(labels, torch.Tensor) else labels.embeds.device
     ecg = torch.as_tensor(ecg_embeddings, dtype=torch.float32, device=device)
     with torch.no_grad():
         return getattr(model.base_model, method)(ecg, labels, **kwargs).cpu().numpy()
 
 
-def zero_shot_scores(model, ecg_embeddings: np.ndarray, labels: Any) -> np.ndarray:
+def zero_shot_scores(model, ecg_embeddings: np.ndarray, labels: Labels) -> np.ndarray:
     """`sigmoid(model.zero_shot_logits(ecg, labels))` for normalised ECG embeddings and labels (`zero_shot_labels`,
     or normalised label embeddings): `(n, classes)`, uncalibrated (never the model's stored calibration: the
     harness measures and fits calibrations itself)."""
     return _pairwise(model, "zero_shot_scores", ecg_embeddings, labels, calibrated=False)
 
 
-def zero_shot_logits(model, ecg_embeddings: np.ndarray, labels: Any) -> np.ndarray:
+def zero_shot_logits(model, ecg_embeddings: np.ndarray, labels: Labels) -> np.ndarray:
     """`model.zero_shot_logits(ecg, labels)` (float32) for normalised ECG embeddings and labels
     (`zero_shot_labels`, or normalised label embeddings): `(n, classes)`."""
     return _pairwise(model, "zero_shot_logits", ecg_embeddings, labels)
