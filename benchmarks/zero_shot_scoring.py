@@ -24,9 +24,9 @@ shipped scoring (plain names) ranks highest for it: what a class is confused wit
 form and rhythm on fold 9 (a) of the bank mean for each power of the matched share (`report_bank_weights`), for the
 best match only (power -> infinity) and with each distinct report counted once (the shipped
 `ZERO_SHOT_MATCH_POWER` is the best sum); (b) of the bank posterior at multiples of the model's SigLIP temperature
-`exp(logit_scale)` (the shipped one is 1x; as it goes to 0 the posterior ranks as the bank mean does), and with each
-distinct report counted once in the posterior's prior (the shipped prior is the reports' counts), and with each
-report's weight also times the share of its own words the label holds (`precision ** q`; the shipped q is 0).
+`exp(logit_scale)` (the shipped one is 1x; as it goes to 0 the posterior ranks nearly as the bank mean does), with
+each distinct report counted once in the posterior's prior (the shipped prior is the reports' counts), and with
+each report's weight also times the share of its own words the label holds (`precision ** q`; the shipped q is 0).
 Prints a table and writes `benchmarks/results/zero_shot_scoring.json`. Skips with a message when the data is
 absent.
 """

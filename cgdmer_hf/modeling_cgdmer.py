@@ -1243,8 +1243,8 @@ class CGDMERModel(CGDMERPreTrainedModel):
         label's words in the reports the ECG is likely to have, where `P(r | ecg)` is proportional to
         `count_r * exp(exp(logit_scale) * ecg . r)` over the bank's reports `r` (SigLIP's own temperature) and
         `w_r` is the label's weight of `r` (`report_bank_weights`; `w_r / count_r` is the share of the label's
-        words that `r` holds). As the temperature goes to 0 this ranks ECGs as the centred similarity to the
-        weighted mean bank report would.
+        words that `r` holds). As the temperature goes to 0 this ranks ECGs as `ecg . (m_w - m_count)` does,
+        `m_w` being the `w`-weighted and `m_count` the count-weighted mean of the bank's report embeddings.
 
         Any other label (a tensor of normalised label embeddings, a label without a word in the bank, or
         `centred=False`): `similarity_logits(ecg, label)`, less `exp(logit_scale) * (ecg . centre -
