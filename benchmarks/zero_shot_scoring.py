@@ -95,11 +95,11 @@ def main() -> int:
         for prompts_name, prompts in selections:
             used = {k: prompts[k] for k in names}
             text = zero_shot_labels(model, tokenizer, used, use_report_bank=False).embeds.float().numpy()
-            labels_ = zero_shot_labels(model, tokenizer, used)
-            bank = labels_.embeds.float().numpy()
+            scored = zero_shot_labels(model, tokenizer, used)
+            bank = scored.embeds.float().numpy()
             logits = ecg @ text.T  # the model's logit is a positive scale of this plus a bias: the same ranking
             variants = dict(zip(variant_names, (logits, logits - logits.mean(1, keepdims=True), ecg @ (text - centre).T,
-                                                ecg @ (bank - centre).T, zero_shot_logits(model, ecg, labels_)),
+                                                ecg @ (bank - centre).T, zero_shot_logits(model, ecg, scored)),
                                 strict=True))
             row = {}
             for variant, scores in variants.items():
@@ -143,7 +143,6 @@ def bank_sweep(model, tokenizer, data, centre: np.ndarray) -> dict[str, dict[str
     from cgdmer_hf.prompts import clean_prompts, plain_prompt_set
 
     bank = model.config.zero_shot_reports
-    reports = model.base_model.zero_shot_report_embeddings(list(bank), tokenizer).double().numpy()
     variants = {f"power {p:g}": (bank, p) for p in (1, 2, 4, 8, 16)}
     variants.update({"best match only": (bank, None), "power 2, each report once": ({t: 1 for t in bank}, 2)})
     table, multilabel_auc = {}, _auc_functions()[1]
@@ -153,6 +152,8 @@ def bank_sweep(model, tokenizer, data, centre: np.ndarray) -> dict[str, dict[str
         names = label_names(validation)
         prompts = {k: plain_prompt_set(name)[k] for k in names}
         own = zero_shot_labels(model, tokenizer, prompts, use_report_bank=False).embeds.double().numpy()
+        shipped = zero_shot_labels(model, tokenizer, prompts)
+        reports = shipped.bank_embeds.numpy()  # the model's cached embeddings of the bank's reports
         descriptions = [texts[0] for _, texts in clean_prompts(prompts)]  # plain names: one description each
         for variant, (counts, power) in variants.items():
             weights = report_bank_weights(counts, descriptions, power or 1.0).numpy()
@@ -164,7 +165,6 @@ def bank_sweep(model, tokenizer, data, centre: np.ndarray) -> dict[str, dict[str
             text /= np.linalg.norm(text, axis=1, keepdims=True)
             auc = multilabel_auc(ecg @ (text - centre).T, labels, names)["roc_auc"]
             table.setdefault(f"mean, {variant}", {})[name] = round(auc, 4)
-        shipped = zero_shot_labels(model, tokenizer, prompts)
         for variant, logits in posterior_variants(model, shipped, ecg, descriptions, bank):
             table.setdefault(variant, {})[name] = round(multilabel_auc(logits, labels, names)["roc_auc"], 4)
     print("\nReport bank, fold 9, plain names (macro AUC):\n| scoring | super | sub | form | rhythm | sum |\n"

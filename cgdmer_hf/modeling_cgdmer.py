@@ -1180,6 +1180,24 @@ class CGDMERModel(CGDMERPreTrainedModel):
         `prompts`: `{label: description or [descriptions]}` or `((label, (description, ...)), ...)` (what the
         pipeline's `build_prompts` validates), tokenized with the report `tokenizer`. A description longer than
         the report encoder reads is refused (it would be cut silently)."""
+        return self.zero_shot_labels(prompts, tokenizer, use_report_bank=use_report_bank).embeds
+
+    @staticmethod
+    def _zero_shot_items(prompts: dict[str, list[str]] | tuple[tuple[str, tuple[str, ...]], ...]
+                         ) -> list[tuple[str, tuple[str, ...]]]:
+        """`[(label, (description, ...)), ...]` of a `{label: description(s)}` mapping or of such pairs."""
+        items = list(prompts.items()) if hasattr(prompts, "items") else list(prompts)
+        return [(label, (descriptions,) if isinstance(descriptions, str) else tuple(descriptions))
+                for label, descriptions in items]
+
+    @torch.no_grad()
+    def zero_shot_labels(self, prompts: dict[str, list[str]] | tuple[tuple[str, tuple[str, ...]], ...],
+                         tokenizer, use_report_bank: bool = True) -> ZeroShotLabels:
+        """The labels of `prompts` as `zero_shot_logits` scores them: their embeddings (as
+        `zero_shot_label_embeddings` describes) and, with a report bank (`config.zero_shot_reports`) and
+        `use_report_bank`, each label's weights of the bank reports (`report_bank_weights`, averaged over its
+        descriptions that share a word with the bank; a row of zeros when none does). `prompts` as for
+        `zero_shot_label_embeddings`."""
         if self.ecg_only:
             raise ValueError("This model has no report encoder (ecg_only); zero-shot classification needs the text "
                              "tower of a CGDMERModel or CGDMERForPreTraining checkpoint")
@@ -1196,42 +1214,19 @@ class CGDMERModel(CGDMERPreTrainedModel):
         embeds = F.normalize(self._projected(self.get_text_features(tokens["input_ids"].to(self.device),
                                                                     tokens["attention_mask"].to(self.device))
                                              ).float(), dim=-1)
-        if use_report_bank and self.config.zero_shot_reports:
-            weights = report_bank_weights(self.config.zero_shot_reports, [text for _, text in texts])
-            matched = weights.sum(-1) > 0
-            if matched.any():
-                bank = F.normalize(weights[matched] @ self._zero_shot_bank_embeddings(tokenizer), dim=-1)
-                embeds[matched.to(embeds.device)] = bank.to(embeds)
-        labels = torch.stack([chunk.mean(0) for chunk in embeds.split([len(d) for _, d in items])])
-        return F.normalize(labels, dim=-1)
-
-    @staticmethod
-    def _zero_shot_items(prompts: dict[str, list[str]] | tuple[tuple[str, tuple[str, ...]], ...]
-                         ) -> list[tuple[str, tuple[str, ...]]]:
-        """`[(label, (description, ...)), ...]` of a `{label: description(s)}` mapping or of such pairs."""
-        items = list(prompts.items()) if hasattr(prompts, "items") else list(prompts)
-        return [(label, (descriptions,) if isinstance(descriptions, str) else tuple(descriptions))
-                for label, descriptions in items]
-
-    @torch.no_grad()
-    def zero_shot_labels(self, prompts: dict[str, list[str]] | tuple[tuple[str, tuple[str, ...]], ...],
-                         tokenizer, use_report_bank: bool = True) -> ZeroShotLabels:
-        """The labels of `prompts` as `zero_shot_logits` scores them: their embeddings (`zero_shot_label_embeddings`)
-        and, with a report bank (`config.zero_shot_reports`) and `use_report_bank`, each label's weights of the
-        bank reports (`report_bank_weights`, averaged over its descriptions that share a word with the bank).
-        `prompts` as for `zero_shot_label_embeddings`."""
-        items = self._zero_shot_items(prompts)
-        embeds = self.zero_shot_label_embeddings(items, tokenizer, use_report_bank=use_report_bank)
-        bank = self.config.zero_shot_reports
-        if not (use_report_bank and bank):
-            return ZeroShotLabels(embeds)
-        weights = report_bank_weights(bank, [text for _, descriptions in items for text in descriptions])
-        per_label = []
-        for chunk in weights.split([len(descriptions) for _, descriptions in items]):
-            matched = chunk[chunk.sum(-1) > 0]
-            per_label.append(matched.mean(0) if len(matched) else torch.zeros(len(bank), dtype=torch.float64))
-        counts = torch.tensor(list(bank.values()), dtype=torch.float64)
-        return ZeroShotLabels(embeds, torch.stack(per_label), self._zero_shot_bank_embeddings(tokenizer), counts)
+        sizes = [len(descriptions) for _, descriptions in items]
+        bank = self.config.zero_shot_reports if use_report_bank else None
+        if not bank:
+            return ZeroShotLabels(F.normalize(torch.stack([c.mean(0) for c in embeds.split(sizes)]), dim=-1))
+        weights = report_bank_weights(bank, [text for _, text in texts])
+        matched = weights.sum(-1) > 0
+        bank_embeds = self._zero_shot_bank_embeddings(tokenizer)
+        if matched.any():
+            embeds[matched.to(embeds.device)] = F.normalize(weights[matched] @ bank_embeds, dim=-1).to(embeds)
+        labels = F.normalize(torch.stack([chunk.mean(0) for chunk in embeds.split(sizes)]), dim=-1)
+        per_label = [chunk[held].mean(0) if held.any() else torch.zeros_like(chunk[0])
+                     for chunk, held in zip(weights.split(sizes), matched.split(sizes), strict=True)]
+        return ZeroShotLabels(labels, torch.stack(per_label), bank_embeds, _bank_index(tuple(bank.items()))[0])
 
     def zero_shot_logits(self, ecg_embeds: torch.Tensor, label_embeds: torch.Tensor | ZeroShotLabels,
                          centred: bool = True) -> torch.Tensor:
